@@ -1,0 +1,48 @@
+"""The Celery application: broker, queues and routing (`celery -A dispatcher.celery_app ...`)."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_shutdown
+from kombu import Queue
+
+from dispatcher.worker_context import WorkerContext
+from shared.settings import Settings
+
+QUEUES = ("ingest", "dispatch", "call_events", "webhooks")
+
+TASK_ROUTES = {
+    "callfleet.ingest_leads": {"queue": "ingest"},
+}
+
+
+def create_celery(settings: Settings) -> Celery:
+    celery = Celery("callfleet", broker=settings.redis_url, backend=settings.redis_url)
+    celery.conf.update(
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="dispatch",
+        task_routes=TASK_ROUTES,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_expires=3600,
+        # Redelivery of unacked tasks is bounded by this; our tasks finish in seconds.
+        broker_transport_options={"visibility_timeout": 300},
+        worker_prefetch_multiplier=4,
+        task_acks_late=False,
+        enable_utc=True,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+    )
+    WorkerContext.attach(celery, settings)
+    celery.autodiscover_tasks(["dispatcher.tasks"], related_name="ingest", force=True)
+    return celery
+
+
+app = create_celery(Settings())
+
+
+@worker_process_shutdown.connect
+def _close_worker_context(**_: object) -> None:
+    WorkerContext.of(app).close()

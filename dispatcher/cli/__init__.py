@@ -1,0 +1,1 @@
+"""The `callfleet` admin command line."""

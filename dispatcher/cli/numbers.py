@@ -1,0 +1,45 @@
+"""`callfleet numbers`: outbound numbers and their channel counts."""
+
+from __future__ import annotations
+
+import typer
+from sqlalchemy import select
+
+from dispatcher.cli.common import CliError, boundary, cli_context
+from dispatcher.merchants import merchant_by_name
+from shared.db.models import PhoneNumber
+from shared.db.session import transaction
+from shared.enums import NumberProvider
+from shared.phones import InvalidPhone, mask_phone, to_e164
+
+app = typer.Typer(help="Outbound phone numbers.", no_args_is_help=True)
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    e164: str = typer.Argument(..., help="The number in E.164, e.g. +14155550100."),
+    provider: NumberProvider = typer.Option(NumberProvider.TWILIO),
+    channels: int = typer.Option(..., min=1, help="Concurrent calls the number can carry."),
+    merchant: str | None = typer.Option(None, help="Owner; omit for the shared pool."),
+) -> None:
+    """Add a number to a merchant's pool, or to the shared pool."""
+    cli = cli_context(ctx)
+    with boundary(cli), transaction(cli.sessions) as session:
+        try:
+            number = to_e164(e164)
+        except InvalidPhone as exc:
+            raise CliError(f"{e164!r}: {exc}") from exc
+        owner = None
+        if merchant is not None:
+            found = merchant_by_name(session, merchant)
+            if found is None:
+                raise CliError(f"no merchant named '{merchant}'")
+            owner = found.id
+        if session.scalar(select(PhoneNumber.id).where(PhoneNumber.e164 == number)):
+            raise CliError(f"number {mask_phone(number)} is already registered")
+        session.add(
+            PhoneNumber(e164=number, provider=provider, max_channels=channels, merchant_id=owner)
+        )
+    pool = f"merchant {merchant}" if merchant else "the shared pool"
+    typer.echo(f"number {number} added to {pool} with {channels} channel(s)")

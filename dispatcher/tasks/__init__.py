@@ -1,0 +1,1 @@
+"""Celery tasks; each module owns one kind of work."""

@@ -1,0 +1,1 @@
+"""Websocket media workers that run conversation templates on pipecat pipelines."""

@@ -1,0 +1,1 @@
+"""Code every callfleet process shares: settings, enums, database, Redis keys, logging."""

@@ -1,0 +1,1 @@
+"""PostgreSQL access: the ORM models and the session factory."""

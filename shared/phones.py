@@ -1,0 +1,46 @@
+"""Phone numbers: parsing to E.164, hashing for Redis keys, masking for logs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import phonenumbers
+
+_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+
+
+class InvalidPhone(ValueError):
+    """The text is not a valid, dialable phone number."""
+
+
+def to_e164(raw: str, default_region: str | None = None) -> str:
+    """Parse `raw` (E.164, or national with `default_region`) into E.164, or raise."""
+    try:
+        parsed = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhone(
+            f"not a phone number: {exc.args[0] if exc.args else 'unparseable'}"
+        ) from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidPhone("not a valid phone number for its region")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_digest(e164: str) -> str:
+    """A stable, non-reversible-at-a-glance id for a phone, used in Redis keys."""
+    return hashlib.sha256(e164.encode()).hexdigest()[:24]
+
+
+def mask_phone(text: str) -> str:
+    """Keep the first three and the last two digits: `+919•••••••10`."""
+    digits = "".join(c for c in text if c.isdigit())
+    if len(digits) < 7:
+        return text
+    plus = "+" if text.lstrip().startswith("+") else ""
+    return plus + digits[:3] + "•" * (len(digits) - 5) + digits[-2:]
+
+
+def mask_phones_in(text: str) -> str:
+    """Mask every phone-like run of digits inside free text."""
+    return _PHONE_LIKE.sub(lambda m: mask_phone(m.group(0)), text)

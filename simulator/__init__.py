@@ -1,0 +1,1 @@
+"""A local stand-in for Twilio: REST, Media Streams and signed callbacks (demo and tests)."""
