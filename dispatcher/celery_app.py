@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_process_shutdown
-from kombu import Queue
+from celery.signals import setup_logging, worker_process_shutdown
+from kombu import Exchange, Queue
 
 from dispatcher.worker_context import WorkerContext
+from shared.logging import configure_logging
 from shared.settings import Settings
 
 QUEUES = ("ingest", "dispatch", "call_events", "webhooks")
@@ -19,7 +20,11 @@ TASK_ROUTES = {
 def create_celery(settings: Settings) -> Celery:
     celery = Celery("callfleet", broker=settings.redis_url, backend=settings.redis_url)
     celery.conf.update(
-        task_queues=[Queue(name) for name in QUEUES],
+        # One exchange and routing key per queue: a shared default binding would copy
+        # every message into every queue.
+        task_queues=[
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES
+        ],
         task_default_queue="dispatch",
         task_routes=TASK_ROUTES,
         task_serializer="json",
@@ -33,6 +38,7 @@ def create_celery(settings: Settings) -> Celery:
         task_acks_late=False,
         enable_utc=True,
         worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
     )
     WorkerContext.attach(celery, settings)
@@ -40,7 +46,14 @@ def create_celery(settings: Settings) -> Celery:
     return celery
 
 
-app = create_celery(Settings())
+settings = Settings()
+app = create_celery(settings)
+
+
+@setup_logging.connect
+def _configure_logging(**_: object) -> None:
+    # Connecting this signal stops Celery from installing its own handlers.
+    configure_logging(settings)
 
 
 @worker_process_shutdown.connect

@@ -14,16 +14,23 @@ class InvalidPhone(ValueError):
     """The text is not a valid, dialable phone number."""
 
 
+_PARSE_ERRORS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "missing or unknown country code",
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "not a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
+    phonenumbers.NumberParseException.TOO_LONG: "too long",
+}
+
+
 def to_e164(raw: str, default_region: str | None = None) -> str:
     """Parse `raw` (E.164, or national with `default_region`) into E.164, or raise."""
     try:
         parsed = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhone(
-            f"not a phone number: {exc.args[0] if exc.args else 'unparseable'}"
-        ) from exc
+        raise InvalidPhone(_PARSE_ERRORS.get(exc.error_type, "not a phone number")) from exc
     if not phonenumbers.is_valid_number(parsed):
-        raise InvalidPhone("not a valid phone number for its region")
+        raise InvalidPhone("not a valid number for its country")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
