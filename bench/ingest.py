@@ -29,7 +29,7 @@ from bench._support import (  # noqa: E402
     sample_lead,
     seed_merchant,
 )
-from dispatcher.celery_app import create_celery  # noqa: E402
+from dispatcher.celery_factory import create_celery  # noqa: E402
 from dispatcher.intake.schemas import LeadRequest  # noqa: E402
 from dispatcher.intake.validate import request_hash  # noqa: E402
 from shared.db.session import make_engine  # noqa: E402

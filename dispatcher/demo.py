@@ -150,7 +150,7 @@ def submit(base: str, api_key: str, template: str) -> None:
 
 
 def submit_via_celery(settings: Settings, merchant_id: str, template: str) -> None:
-    from dispatcher.celery_app import create_celery
+    from dispatcher.celery_factory import create_celery
 
     app = create_celery(settings)
     leads = sample_leads(template, 5, int(time.time()) + 1)

@@ -39,7 +39,8 @@ def save_template(session: Session, merchant_id: uuid.UUID, document: object) ->
         merchant_id=merchant_id,
         name=definition.name,
         version=(latest or 0) + 1,
-        definition=definition.model_dump(mode="json", exclude_none=True),
+        # Every key, nulls included: some (calling_window) must be explicit to parse again.
+        definition=definition.model_dump(mode="json"),
         active=True,
     )
     session.add(template)

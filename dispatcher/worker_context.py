@@ -1,15 +1,24 @@
-"""Per-process resources for Celery tasks (DB sessions, limits), built lazily from settings."""
+"""Per-process resources for Celery tasks, built lazily from settings inside each worker
+child (never in the parent before fork) and closed at shutdown."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
+import httpx
+import redis
 from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from dispatcher.admission.options import AdmissionOptions
+from dispatcher.admission.pipeline import Admission
+from dispatcher.alerts import Alerter
 from dispatcher.intake.validate import IntakeLimits
+from dispatcher.providers import CallProvider, ProviderOptions, provider_from_options
+from dispatcher.reconciler import Reconciler
+from shared.coordination import AlertThrottle, ChannelLeases, MediaSlots, RateLimiter
 from shared.db.session import make_engine, make_session_factory
 from shared.settings import Settings
 
@@ -17,30 +26,87 @@ from shared.settings import Settings
 @dataclass
 class WorkerContext:
     settings: Settings
-    _engine_pool_size: int = field(default=5)
+    # Tests and benchmarks hand in a provider; production builds one from settings.
+    provider_override: CallProvider | None = None
 
     @cached_property
     def engine(self) -> Engine:
-        # Built on first use, inside the worker child, never in the parent before fork.
-        return make_engine(self.settings, pool_size=self._engine_pool_size)
+        return make_engine(self.settings, pool_size=5)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return make_session_factory(self.engine)
 
-    def close(self) -> None:
-        if "engine" in self.__dict__:
-            self.engine.dispose()
-            self.__dict__.pop("engine")
-            self.__dict__.pop("sessions", None)
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.settings.redis_url)
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        return httpx.Client(timeout=self.settings.webhook_timeout_s, follow_redirects=False)
 
     @cached_property
     def limits(self) -> IntakeLimits:
         return IntakeLimits.from_settings(self.settings)
 
+    @cached_property
+    def channels(self) -> ChannelLeases:
+        return ChannelLeases(self.redis)
+
+    @cached_property
+    def slots(self) -> MediaSlots:
+        return MediaSlots(self.redis)
+
+    @cached_property
+    def provider(self) -> CallProvider:
+        if self.provider_override is not None:
+            return self.provider_override
+        return provider_from_options(ProviderOptions.from_settings(self.settings))
+
+    @cached_property
+    def alerter(self) -> Alerter:
+        url = self.settings.alert_webhook_url
+        return Alerter(
+            AlertThrottle(self.redis),
+            slack_webhook_url=url.get_secret_value() if url else None,
+            client=self.http,
+        )
+
+    @cached_property
+    def admission(self) -> Admission:
+        return Admission(
+            sessions=self.sessions,
+            limiter=RateLimiter(self.redis),
+            channels=self.channels,
+            slots=self.slots,
+            provider=self.provider,
+            alerter=self.alerter,
+            options=AdmissionOptions.from_settings(self.settings),
+        )
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        return Reconciler(
+            sessions=self.sessions,
+            provider=self.provider,
+            channels=self.channels,
+            slots=self.slots,
+            dial_unconfirmed_grace_s=self.settings.dial_unconfirmed_grace_s,
+            call_max_duration_s=self.settings.call_max_duration_s,
+            queued_stale_s=self.settings.queued_stale_s,
+            ended_unfinalized_grace_s=3 * self.settings.conversation_report_grace_s,
+        )
+
+    def close(self) -> None:
+        for name, closer in (("engine", "dispose"), ("redis", "close"), ("http", "close")):
+            if name in self.__dict__:
+                getattr(self.__dict__.pop(name), closer)()
+        for name in ("sessions", "channels", "slots", "alerter", "admission", "reconciler"):
+            self.__dict__.pop(name, None)
+
     @staticmethod
-    def attach(celery: Celery, settings: Settings) -> None:
-        celery.conf.callfleet_context = WorkerContext(settings)
+    def attach(celery: Celery, context: WorkerContext) -> None:
+        celery.conf.callfleet_context = context
 
     @staticmethod
     def of(celery: Celery) -> WorkerContext:

@@ -76,3 +76,20 @@ class Direction(StrEnum):
 
 class NumberProvider(StrEnum):
     TWILIO = "twilio"
+
+
+class DeferralReason(StrEnum):
+    """Why a lead went back to SCHEDULED instead of being dialed."""
+
+    WINDOW_CLOSED = "WINDOW_CLOSED"
+    RATE_LIMITED = "RATE_LIMITED"
+    CHANNELS_BUSY = "CHANNELS_BUSY"
+    MEDIA_BUSY = "MEDIA_BUSY"
+    PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
+    RETRY_SCHEDULED = "RETRY_SCHEDULED"
+    DISPATCH_LOST = "DISPATCH_LOST"
+    DIAL_UNCONFIRMED = "DIAL_UNCONFIRMED"
+
+    @property
+    def is_capacity_wait(self) -> bool:
+        return self in (DeferralReason.CHANNELS_BUSY, DeferralReason.MEDIA_BUSY)

@@ -45,12 +45,13 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        mask_phone_numbers,
     ]
+    # Tracebacks are rendered to text first so that numbers inside them are masked too.
     structlog.configure(
         processors=[
             *shared_processors,
             structlog.processors.format_exc_info,
+            mask_phone_numbers,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -65,6 +66,7 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                mask_phone_numbers,
                 renderer,
             ],
             foreign_pre_chain=shared_processors,

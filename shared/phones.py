@@ -7,7 +7,9 @@ import re
 
 import phonenumbers
 
-_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+# International numbers (`+` then digits, maybe separated), or a bare run of 10-15 digits
+# (national format). Dates, times and UUID fragments match neither.
+_PHONE_LIKE = re.compile(r"\+\d[\d\s().-]{5,}\d|(?<![\w.+-])\d{10,15}(?!\w|[.-]\d)")
 
 
 class InvalidPhone(ValueError):

@@ -26,8 +26,18 @@ def media_workers() -> str:
 
 
 def media_worker(worker_id: str) -> str:
-    """Hash of one media worker's stream URL and free slots."""
+    """Hash of one media worker's stream URL, slot capacity and draining flag."""
     return f"{PREFIX}:mw:{worker_id}"
+
+
+def media_reservations(worker_id: str) -> str:
+    """Sorted set of slot reservation ids on one media worker, scored by reservation expiry."""
+    return f"{PREFIX}:mw:{worker_id}:resv"
+
+
+def media_worker_key_affixes() -> tuple[str, str]:
+    """(prefix, reservations suffix) for Lua that derives the two keys above from a worker id."""
+    return f"{PREFIX}:mw:", ":resv"
 
 
 def provider_health(provider: str) -> str:
@@ -48,3 +58,8 @@ def periodic_lock(job: str) -> str:
 def call_token_used(token_id: str) -> str:
     """Marker that a single-use call token has been spent."""
     return f"{PREFIX}:tok:{token_id}"
+
+
+def sim_stt_channel(call_sid: str) -> str:
+    """Pub/sub channel where the simulated callee publishes what it said (the `sim` STT)."""
+    return f"{PREFIX}:sim:stt:{call_sid}"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/callfleet"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEV_CALL_TOKEN_SECRET = "dev-only-call-token-secret"
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -47,10 +48,44 @@ class Settings(BaseSettings):
     rate_limit_calls: int = 3
     rate_limit_window_s: int = 3600
 
+    # Dispatch: sweeping, admission and dialing.
+    sweep_batch_size: int = 500
+    queued_stale_s: float = 120
+    channel_lease_ttl_s: float = 90
+    media_reservation_ttl_s: float = 90
+    capacity_backoff_base_s: float = 2
+    capacity_backoff_cap_s: float = 300
+    provider_backoff_base_s: float = 15
+    provider_backoff_cap_s: float = 900
+    ring_timeout_s: int = 25
+    machine_detection: bool = False
+    dial_unconfirmed_grace_s: float = 60
+    call_max_duration_s: float = 3600
+    conversation_report_grace_s: float = 10
+    number_unavailable_alert_every_s: float = 1800
+
+    provider: Literal["twilio", "instant"] = "twilio"
+    twilio_account_sid: str = "AC" + "0" * 32
+    twilio_auth_token: SecretStr = SecretStr("simulator-auth-token")
+    twilio_api_base_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    call_token_secret: SecretStr = SecretStr(DEV_CALL_TOKEN_SECRET)
+    call_token_max_age_s: float = 300
+
     webhook_allow_insecure: bool = False
+    webhook_timeout_s: float = 10
+    webhook_max_attempts: int = 12
     alert_webhook_url: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod
     def _psycopg_driver(cls, value: str) -> str:
         return sqlalchemy_url(value)
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        if self.env == "production" and (
+            self.call_token_secret.get_secret_value() == DEV_CALL_TOKEN_SECRET
+        ):
+            raise ValueError("CALLFLEET_CALL_TOKEN_SECRET must be set in production")
+        return self

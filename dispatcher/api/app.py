@@ -12,13 +12,16 @@ from dispatcher.api import health, leads
 from dispatcher.api.body_limit import BodyLimitMiddleware
 from dispatcher.api.deps import ApiDeps
 from dispatcher.api.errors import install_error_handlers
+from dispatcher.celery_factory import create_celery
+from dispatcher.intake.announce import TaskSender
 from dispatcher.intake.validate import IntakeLimits
 from shared.db.session import make_engine, make_session_factory
 from shared.logging import configure_logging
 from shared.settings import Settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, tasks: TaskSender | None = None) -> FastAPI:
+    """`tasks` publishes to the fleet; by default a Celery producer on the settings' broker."""
     settings = settings or Settings()
     configure_logging(settings)
     engine = make_engine(settings)
@@ -41,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions=make_session_factory(engine),
         redis=redis_client,
         limits=IntakeLimits.from_settings(settings),
+        tasks=tasks if tasks is not None else create_celery(settings),
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     install_error_handlers(app)

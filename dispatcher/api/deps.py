@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from dispatcher.intake.announce import TaskSender
 from dispatcher.intake.validate import IntakeLimits
 from shared.settings import Settings
 
@@ -17,3 +18,4 @@ class ApiDeps:
     sessions: sessionmaker[Session]
     redis: redis.Redis
     limits: IntakeLimits
+    tasks: TaskSender | None

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 
 from dispatcher.api.auth import current_merchant, get_deps
 from dispatcher.api.deps import ApiDeps
+from dispatcher.intake.announce import announce_due
 from dispatcher.intake.errors import Problem, ValidationFailed
 from dispatcher.intake.queries import cancel_lead, get_lead, lead_view, list_leads
 from dispatcher.intake.schemas import (
@@ -57,8 +58,10 @@ def create_lead(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> LeadView:
     key = _header_key(idempotency_key, body)
+    now = datetime.now(UTC)
     with transaction(deps.sessions) as session:
-        [row] = ingest(session, merchant_id, [body], deps.limits, datetime.now(UTC), [key])
+        [row] = ingest(session, merchant_id, [body], deps.limits, now, [key])
+    announce_due(deps.tasks, [row], now)
     if not row.created:
         response.status_code = 200
     with deps.sessions() as session:
@@ -96,8 +99,10 @@ def create_leads(
     body: BatchRequest, response: Response, merchant_id: Merchant, deps: Deps
 ) -> BatchResult:
     requests = [parse_row(fields, row) for row, fields in enumerate(body.leads)]
+    now = datetime.now(UTC)
     with transaction(deps.sessions) as session:
-        rows = ingest(session, merchant_id, requests, deps.limits, datetime.now(UTC))
+        rows = ingest(session, merchant_id, requests, deps.limits, now)
+    announce_due(deps.tasks, rows, now)
     created = sum(1 for r in rows if r.created)
     if created == 0:
         response.status_code = 200

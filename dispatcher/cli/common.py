@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import typer
+from celery import Celery
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from dispatcher.celery_factory import create_celery
 from dispatcher.intake.errors import IntakeError
 from shared.db.session import make_engine, make_session_factory
 from shared.settings import Settings
@@ -33,6 +35,11 @@ class CliContext:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return make_session_factory(self.engine)
+
+    @cached_property
+    def tasks(self) -> Celery:
+        """Publishes to the fleet, so imported leads that are due dispatch at once."""
+        return create_celery(self.settings)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

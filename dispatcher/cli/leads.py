@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from dispatcher.cli.common import CliContext, CliError, boundary, cli_context
+from dispatcher.intake.announce import announce_due
 from dispatcher.intake.errors import Problem
 from dispatcher.intake.files import LeadFile, LeadFileError, read_lead_file, to_request
 from dispatcher.intake.schemas import LeadRequest
@@ -68,15 +69,17 @@ def _write(
         bar = progress.add_task("import", total=len(rows))
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
+            now = datetime.now(UTC)
             with transaction(cli.sessions) as session:
                 results = ingest(
                     session,
                     merchant_id,
                     [request for request, _ in part],
                     limits,
-                    datetime.now(UTC),
+                    now,
                     [key for _, key in part],
                 )
+            announce_due(cli.tasks, results, now)
             created += sum(1 for r in results if r.created)
             existing += sum(1 for r in results if not r.created)
             progress.advance(bar, len(part))

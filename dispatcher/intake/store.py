@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from dispatcher.intake.errors import IdempotencyConflict, Problem, ValidationFailed
 from dispatcher.intake.schemas import LeadRequest
 from dispatcher.intake.validate import IntakeLimits, NewLead, TemplateRef, validate_lead
+from dispatcher.template_cache import definitions
 from shared.db.models import Base, Lead, Template
 from shared.enums import Direction, LeadStatus
-from shared.templates import TemplateDefinition, parse_template
 
 
 @dataclass(frozen=True)
@@ -28,26 +28,14 @@ class IngestedRow:
     next_attempt_at: datetime | None
 
 
-# A template version never changes once saved, so its parsed form is cached by id.
-_definitions: dict[uuid.UUID, TemplateDefinition] = {}
-_DEFINITIONS_MAX = 4096
-
-
 def active_templates(session: Session, merchant_id: uuid.UUID) -> dict[str, TemplateRef]:
     rows = session.execute(
         select(Template.id, Template.name, Template.version).where(
             Template.merchant_id == merchant_id, Template.active.is_(True)
         )
     ).all()
-    missing = [tid for tid, _, _ in rows if tid not in _definitions]
-    if missing:
-        if len(_definitions) + len(missing) > _DEFINITIONS_MAX:
-            _definitions.clear()
-        for tid, definition in session.execute(
-            select(Template.id, Template.definition).where(Template.id.in_(missing))
-        ):
-            _definitions[tid] = parse_template(definition)
-    return {name: TemplateRef(tid, name, version, _definitions[tid]) for tid, name, version in rows}
+    parsed = definitions(session, [tid for tid, _, _ in rows])
+    return {name: TemplateRef(tid, name, version, parsed[tid]) for tid, name, version in rows}
 
 
 def _validate_all(

@@ -151,6 +151,9 @@ class Lead(TimestampMixin, Base):
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     timezone: Mapped[str | None] = mapped_column(String(64))
     last_deferral_reason: Mapped[str | None] = mapped_column(String(64))
+    # Capacity waits in a row; grows the backoff, reset when a dial goes out.
+    deferrals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
@@ -180,8 +183,35 @@ class CallAttempt(TimestampMixin, Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     transcript: Mapped[list[Any]] = mapped_column(JsonDoc, default=list)
     events: Mapped[list[Any]] = mapped_column(JsonDoc, default=list)
+    # What the dispatch took, so finalization and the reconciler can give it back.
+    channel_token_id: Mapped[str | None] = mapped_column(String(64))
+    media_worker_id: Mapped[str | None] = mapped_column(String(128))
+    media_reservation_id: Mapped[str | None] = mapped_column(String(64))
+    outcome_source: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     lead: Mapped[Lead] = relationship(back_populates="call_attempts")
+
+
+class WebhookDelivery(TimestampMixin, Base):
+    """Outbox row for one merchant webhook; PostgreSQL holds the intent, beat delivers it."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhooks_due", "next_attempt_at", postgresql_where=text("status = 'PENDING'")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    merchant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    status: Mapped[str] = mapped_column(String(16), default="PENDING")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Suppression(TimestampMixin, Base):

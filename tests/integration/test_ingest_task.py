@@ -11,7 +11,7 @@ from celery.contrib.testing.worker import start_worker
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dispatcher.celery_app import create_celery
+from dispatcher.celery_factory import create_celery
 from dispatcher.worker_context import WorkerContext
 from shared.db.models import Lead
 from shared.settings import Settings

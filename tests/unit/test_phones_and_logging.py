@@ -44,6 +44,31 @@ def test_mask_phones_in_free_text() -> None:
     assert "order 1234" in text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-21T14:14:44.236Z",
+        "lead d6179931-6bbd-41c0-9370-d7e54a144a34",
+        "order KC-0001-003 took 1234 ms",
+        "version 1.14.0",
+    ],
+)
+def test_masking_leaves_dates_ids_and_numbers_alone(text: str) -> None:
+    assert mask_phones_in(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("call +91 98123 45678 now", "98123 45678"),
+        ("national 9812345678.", "9812345678"),
+        ("to=+14155550123", "4155550123"),
+    ],
+)
+def test_masking_hides_phone_numbers(text: str, hidden: str) -> None:
+    assert hidden not in mask_phones_in(text)
+
+
 def test_redis_keys_hold_a_digest_not_the_phone() -> None:
     key = redis_keys.rate_window("m1", "+14155550123")
     assert "4155550123" not in key

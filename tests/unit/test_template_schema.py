@@ -755,3 +755,10 @@ def test_placeholder_grammar_is_pipecat_flow_managers() -> None:
         manager = importlib.import_module("pipecat.flows.manager")
 
     assert manager._PLACEHOLDER.pattern == PLACEHOLDER.pattern
+
+
+@pytest.mark.parametrize("name", ["cod_confirmation", "appointment_reminder"])
+def test_stored_form_parses_back_to_the_same_template(name: str) -> None:
+    """Templates are stored as their full JSON dump (nulls included) and parsed again."""
+    definition = parse_template(load_example(name))
+    assert parse_template(definition.model_dump(mode="json")) == definition

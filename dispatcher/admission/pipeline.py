@@ -1,0 +1,254 @@
+"""One dispatch: the admission gates in DESIGN.md's order, then the dial.
+
+Cheap checks come before scarce ones, and whatever a dispatch takes (channel token, media
+slot, rate-window entry) is given back if a later step fails: an ExitStack holds the
+releases until the attempt row owns the resources.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatcher.admission.backoff import capacity_backoff_s
+from dispatcher.admission.numbers import NumberUnavailable, OutboundNumber, outbound_numbers
+from dispatcher.admission.options import AdmissionOptions
+from dispatcher.admission.snapshot import LeadSnapshot, load_queued_lead
+from dispatcher.admission.suppression import is_suppressed
+from dispatcher.admission.window import next_opening, recipient_zones
+from dispatcher.alerts import Alerter
+from dispatcher.lead_state import (
+    DialClaim,
+    abandon_dial,
+    claim_for_dial,
+    defer,
+    finish,
+    record_dialed,
+)
+from dispatcher.providers import (
+    CallProvider,
+    DialOutcomeUnknown,
+    DialRequest,
+    InvalidDestination,
+    ProviderError,
+)
+from shared.call_tokens import issue_call_token
+from shared.coordination import ChannelLeases, MediaSlots, RateLimiter
+from shared.db.session import transaction
+from shared.enums import DeferralReason, Outcome
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one dispatch did: `dialed`, `deferred`, `finished`, `skipped` or `unconfirmed`."""
+
+    action: str
+    reason: str | None = None
+    attempt_id: uuid.UUID | None = None
+    call_sid: str | None = None
+
+
+SKIPPED = Verdict("skipped")
+
+
+class Admission:
+    """Runs the gates for one queued lead. Built once per worker process."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        limiter: RateLimiter,
+        channels: ChannelLeases,
+        slots: MediaSlots,
+        provider: CallProvider,
+        alerter: Alerter,
+        options: AdmissionOptions,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.limiter = limiter
+        self.channels = channels
+        self.slots = slots
+        self.provider = provider
+        self.alerter = alerter
+        self.options = options
+        self.rng = rng or random.Random()
+
+    def admit(self, lead_id: uuid.UUID, now: datetime) -> Verdict:
+        with transaction(self.sessions) as session:
+            lead = load_queued_lead(session, lead_id)
+            if lead is None:
+                return SKIPPED
+            early = self._structural_gates(session, lead, now)
+            if isinstance(early, Verdict):
+                return early
+        return self._capacity_gates_and_dial(lead, early, now)
+
+    # Gates 2-4: calling window, suppression, outbound number (PostgreSQL only).
+    def _structural_gates(
+        self, session: Session, lead: LeadSnapshot, now: datetime
+    ) -> Verdict | list[OutboundNumber]:
+        zones = recipient_zones(lead.timezone, lead.phone, lead.merchant_timezone)
+        opening = next_opening(lead.definition.calling_window, now, zones)
+        if opening is None or (lead.deadline is not None and opening >= lead.deadline):
+            finish(session, lead.id, Outcome.EXPIRED)
+            return Verdict("finished", Outcome.EXPIRED)
+        if opening > now:
+            defer(session, lead.id, until=opening, reason=DeferralReason.WINDOW_CLOSED)
+            return Verdict("deferred", DeferralReason.WINDOW_CLOSED)
+        if is_suppressed(session, lead.merchant_id, lead.phone):
+            finish(session, lead.id, Outcome.DNC)
+            return Verdict("finished", Outcome.DNC)
+        try:
+            return outbound_numbers(session, lead.merchant_id, lead.definition.outbound_number)
+        except NumberUnavailable as exc:
+            finish(session, lead.id, Outcome.NUMBER_UNAVAILABLE)
+            self.alerter.raise_alert(
+                "number_unavailable",
+                f"{lead.merchant_id}:{lead.template_id}",
+                f"no outbound number for template '{lead.definition.name}': {exc.cause}",
+                every_s=self.options.number_unavailable_alert_every_s,
+                merchant_id=str(lead.merchant_id),
+                template_id=str(lead.template_id),
+            )
+            return Verdict("finished", Outcome.NUMBER_UNAVAILABLE)
+
+    def _rate_limit(self, lead: LeadSnapshot) -> tuple[int, int]:
+        return (
+            lead.rate_limit_calls or self.options.default_rate_limit_calls,
+            lead.rate_limit_window_s or self.options.default_rate_limit_window_s,
+        )
+
+    # Gates 5-9: rate peek, channel, media slot, rate record, attempt row, dial.
+    def _capacity_gates_and_dial(
+        self, lead: LeadSnapshot, numbers: list[OutboundNumber], now: datetime
+    ) -> Verdict:
+        limit, window_s = self._rate_limit(lead)
+        merchant = str(lead.merchant_id)
+        peek = self.limiter.peek(merchant, lead.phone, limit=limit, window_s=window_s)
+        if not peek.allowed:
+            until = now + timedelta(milliseconds=peek.retry_after_ms)
+            return self._defer(lead, until, DeferralReason.RATE_LIMITED)
+        with ExitStack() as undo:
+            number, token_id = self._acquire_channel(numbers)
+            if token_id is None:
+                return self._defer_capacity(lead, now, DeferralReason.CHANNELS_BUSY)
+            undo.callback(self.channels.release, str(number.id), token_id)
+            slot = self.slots.reserve(reservation_ttl_s=self.options.media_reservation_ttl_s)
+            if slot is None:
+                return self._defer_capacity(lead, now, DeferralReason.MEDIA_BUSY)
+            undo.callback(self.slots.release, slot.worker_id, slot.reservation_id)
+            attempt_id = uuid.uuid4()
+            recorded = self.limiter.record(
+                merchant, lead.phone, member=str(attempt_id), limit=limit, window_s=window_s
+            )
+            if not recorded.allowed:
+                until = now + timedelta(milliseconds=recorded.retry_after_ms)
+                return self._defer(lead, until, DeferralReason.RATE_LIMITED)
+            undo.callback(self.limiter.forget, merchant, lead.phone, str(attempt_id))
+            claim = DialClaim(attempt_id, number.id, token_id, slot.worker_id, slot.reservation_id)
+            with transaction(self.sessions) as session:
+                if claim_for_dial(session, lead.id, claim) is None:
+                    return SKIPPED
+            # The attempt row now owns the channel, slot and window entry.
+            undo.pop_all()
+        return self._dial(lead, number, slot.stream_url, claim, now)
+
+    def _acquire_channel(self, numbers: list[OutboundNumber]) -> tuple[OutboundNumber, str | None]:
+        for number in numbers:
+            token = self.channels.try_acquire(
+                str(number.id),
+                max_channels=number.max_channels,
+                lease_ttl_s=self.options.channel_lease_ttl_s,
+            )
+            if token is not None:
+                return number, token
+        return numbers[0], None
+
+    def _dial(
+        self,
+        lead: LeadSnapshot,
+        number: OutboundNumber,
+        stream_url: str,
+        claim: DialClaim,
+        now: datetime,
+    ) -> Verdict:
+        attempt_id = claim.attempt_id
+        token = issue_call_token(
+            self.options.call_token_secret, attempt_id=str(attempt_id), lead_id=str(lead.id)
+        )
+        parameters = {"token": token}
+        persona = lead.payload.get("persona")
+        if isinstance(persona, str):
+            parameters["persona"] = persona  # a simulated callee's script; carriers ignore it
+        request = DialRequest(
+            to=lead.phone,
+            from_=number.e164,
+            stream_url=stream_url,
+            stream_parameters=parameters,
+            status_callback_url=f"{self.options.status_callback_url}?attempt={attempt_id}",
+            ring_timeout_s=self.options.ring_timeout_s,
+            machine_detection=self.options.machine_detection,
+        )
+        try:
+            placed = self.provider.place_call(request)
+        except DialOutcomeUnknown as exc:
+            # The carrier may have dialed: keep everything leased and let the reconciler
+            # ask the carrier before anything is dialed again.
+            log.warning("dial_unconfirmed", lead_id=str(lead.id), error=exc.message)
+            return Verdict("unconfirmed", DeferralReason.DIAL_UNCONFIRMED, attempt_id)
+        except ProviderError as exc:
+            return self._dial_refused(lead, claim, exc, now)
+        with transaction(self.sessions) as session:
+            record_dialed(session, attempt_id, placed.call_sid)
+        return Verdict("dialed", None, attempt_id, placed.call_sid)
+
+    def _dial_refused(
+        self, lead: LeadSnapshot, claim: DialClaim, exc: ProviderError, now: datetime
+    ) -> Verdict:
+        """The carrier answered with an error, so no call exists: undo the attempt."""
+        attempt_id = claim.attempt_id
+        self.channels.release(str(claim.number_id), claim.channel_token_id)
+        self.slots.release(claim.media_worker_id, claim.media_reservation_id)
+        self.limiter.forget(str(lead.merchant_id), lead.phone, str(attempt_id))
+        log.info("dial_refused", lead_id=str(lead.id), retryable=exc.retryable, error=exc.message)
+        with transaction(self.sessions) as session:
+            abandon_dial(session, attempt_id, lead.id, exc.message)
+            if exc.retryable:
+                delay = capacity_backoff_s(
+                    lead.deferrals,
+                    base_s=self.options.provider_backoff_base_s,
+                    cap_s=self.options.provider_backoff_cap_s,
+                    rng=self.rng,
+                )
+                until = now + timedelta(seconds=delay)
+                defer(session, lead.id, until=until, reason=DeferralReason.PROVIDER_UNAVAILABLE)
+                return Verdict("deferred", DeferralReason.PROVIDER_UNAVAILABLE, attempt_id)
+            outcome = (
+                Outcome.INVALID_PHONE if isinstance(exc, InvalidDestination) else Outcome.FAILED
+            )
+            finish(session, lead.id, outcome)
+            return Verdict("finished", outcome, attempt_id)
+
+    def _defer(self, lead: LeadSnapshot, until: datetime, reason: DeferralReason) -> Verdict:
+        with transaction(self.sessions) as session:
+            defer(session, lead.id, until=until, reason=reason)
+        return Verdict("deferred", reason)
+
+    def _defer_capacity(self, lead: LeadSnapshot, now: datetime, reason: DeferralReason) -> Verdict:
+        delay = capacity_backoff_s(
+            lead.deferrals,
+            base_s=self.options.capacity_backoff_base_s,
+            cap_s=self.options.capacity_backoff_cap_s,
+            rng=self.rng,
+        )
+        return self._defer(lead, now + timedelta(seconds=delay), reason)

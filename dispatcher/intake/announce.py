@@ -1,0 +1,25 @@
+"""After intake commits, leads that are already due are handed to dispatch at once rather
+than waiting for the next sweep (the sweep still catches any whose message is lost)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from dispatcher.intake.store import IngestedRow
+
+
+class TaskSender(Protocol):
+    def send_task(self, name: str, args: Sequence[Any] | None = None) -> Any: ...
+
+
+def announce_due(sender: TaskSender | None, rows: Sequence[IngestedRow], now: datetime) -> int:
+    due = [
+        str(row.id)
+        for row in rows
+        if row.created and row.next_attempt_at is not None and row.next_attempt_at <= now
+    ]
+    if sender is not None and due:
+        sender.send_task("callfleet.dispatch_ingested", args=[due])
+    return len(due)
