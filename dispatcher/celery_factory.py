@@ -20,6 +20,7 @@ TASK_ROUTES = {
     "callfleet.health_check": {"queue": "dispatch"},
     "callfleet.finalize_attempt": {"queue": "call_events"},
     "callfleet.call_status": {"queue": "call_events"},
+    "callfleet.hang_up": {"queue": "call_events"},
     "callfleet.deliver_webhooks": {"queue": "webhooks"},
 }
 

@@ -11,17 +11,19 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dispatcher.merchants import create_merchant, issue_api_key, merchant_by_name
 from dispatcher.templates_store import save_template
 from shared.db import migrate
-from shared.db.models import PhoneNumber, Template
+from shared.db.models import CallAttempt, Lead, PhoneNumber, Template
 from shared.db.session import make_engine, make_session_factory, transaction
 from shared.settings import Settings
 from shared.templates import load_example
@@ -92,17 +94,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_fleet(settings: Settings, api_port: int) -> subprocess.Popen[bytes]:
-    env = {
+@dataclass(frozen=True)
+class Ports:
+    api: int
+    carrier: int
+    flower: int
+
+    @classmethod
+    def pick(cls) -> Ports:
+        return cls(free_port(), free_port(), free_port())
+
+
+def fleet_env(settings: Settings, ports: Ports) -> dict[str, str]:
+    return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
-        "CALLFLEET_API_PORT": str(api_port),
+        "CALLFLEET_API_PORT": str(ports.api),
+        "CALLFLEET_SIMULATOR_PORT": str(ports.carrier),
+        "CALLFLEET_FLOWER_PORT": str(ports.flower),
+        "CALLFLEET_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.api}",
+        "CALLFLEET_TWILIO_API_BASE_URL": f"http://127.0.0.1:{ports.carrier}",
+        "CALLFLEET_RUN_DIR": str(ROOT / ".run"),
         "CALLFLEET_LOG_LEVEL": "WARNING",
     }
-    command = ["honcho", "-f", str(ROOT / "Procfile"), "start", "api", "dispatcher"]
-    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+
+
+def start_fleet(settings: Settings, ports: Ports) -> subprocess.Popen[bytes]:
+    """Every Procfile entry this build has, through honcho."""
+    command = ["honcho", "-f", str(ROOT / "Procfile"), "start"]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=fleet_env(settings, ports), start_new_session=True
+    )
 
 
 def wait_healthy(base: str, timeout_s: float = 60) -> None:
@@ -158,9 +182,40 @@ def submit_via_celery(settings: Settings, merchant_id: str, template: str) -> No
     say(f"Celery task callfleet.ingest_leads (5)     -> {result['created']} created")
 
 
+def report(settings: Settings, merchant_id: str) -> None:
+    """Where the leads stand, and why those that wait are waiting."""
+    subprocess.run(
+        [sys.executable, "-m", "dispatcher.cli.main", "status", "--merchant", MERCHANT], check=True
+    )
+    engine = make_engine(settings, pool_size=1)
+    with make_session_factory(engine)() as session:
+        reasons = session.execute(
+            select(Lead.last_deferral_reason, func.count(), func.min(Lead.next_attempt_at))
+            .where(Lead.merchant_id == uuid.UUID(merchant_id), Lead.status == "SCHEDULED")
+            .group_by(Lead.last_deferral_reason)
+        ).all()
+        dials = session.scalar(
+            select(func.count())
+            .select_from(CallAttempt)
+            .join(Lead, Lead.id == CallAttempt.lead_id)
+            .where(Lead.merchant_id == uuid.UUID(merchant_id))
+        )
+    engine.dispose()
+    say(f"call attempts placed: {dials}")
+    for reason, count, next_at in reasons:
+        say(f"  waiting, {reason or 'not yet due'}: {count} (next try {next_at:%a %H:%M} UTC)")
+    if any(reason == "WINDOW_CLOSED" for reason, _, _ in reasons):
+        say("  WINDOW_CLOSED: the template calls Mon-Sat 10:00-19:30 in the recipient's own")
+        say("  time zone; these leads are dialed when that window next opens.")
+    if any(reason == "MEDIA_BUSY" for reason, _, _ in reasons):
+        say("  MEDIA_BUSY: no media worker advertises call slots yet (the media worker is")
+        say("  not built in this version), so admission holds every call before dialing.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="leave the fleet running")
+    parser.add_argument("--settle-s", type=float, default=8, help="wait before the report")
     args = parser.parse_args()
     settings = Settings()
     migrate.upgrade(settings.database_url)
@@ -168,19 +223,17 @@ def main() -> None:
     merchant_id, api_key, template = seed(settings)
     say(f"merchant {MERCHANT}, number {NUMBER}, template '{template}' ready")
 
-    api_port = free_port()
-    base = f"http://127.0.0.1:{api_port}"
-    fleet = start_fleet(settings, api_port)
+    ports = Ports.pick()
+    base = f"http://127.0.0.1:{ports.api}"
+    fleet = start_fleet(settings, ports)
     try:
         wait_healthy(base)
-        say(f"fleet up (api, dispatcher) - API at {base}, docs at {base}/docs")
+        say(f"fleet up (api, beat, dispatcher, carrier, flower) - API {base}/docs")
         submit(base, api_key, template)
         submit_via_celery(settings, merchant_id, template)
-        subprocess.run(
-            [sys.executable, "-m", "dispatcher.cli.main", "status", "--merchant", MERCHANT],
-            check=True,
-        )
-        say("calls are placed by the dispatcher issue's work; leads wait as SCHEDULED until then")
+        time.sleep(args.settle_s)  # let beat, the sweep and admission act
+        report(settings, merchant_id)
+        say(f"Flower: http://127.0.0.1:{ports.flower}  (tasks callfleet.*, args are lead ids)")
         if args.keep:
             say(f"fleet left running: API {base}  (API key {api_key}); stop it with Ctrl-C")
             fleet.wait()

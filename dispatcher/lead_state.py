@@ -115,6 +115,7 @@ class DialClaim:
     channel_token_id: str
     media_worker_id: str
     media_reservation_id: str
+    stream_url: str
 
 
 def claim_for_dial(session: Session, lead_id: uuid.UUID, claim: DialClaim) -> int | None:
@@ -155,6 +156,7 @@ def claim_for_dial(session: Session, lead_id: uuid.UUID, claim: DialClaim) -> in
             channel_token_id=claim.channel_token_id,
             media_worker_id=claim.media_worker_id,
             media_reservation_id=claim.media_reservation_id,
+            stream_url=claim.stream_url,
         )
     )
     return attempt_no

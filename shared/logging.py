@@ -58,7 +58,8 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
             logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
         ),
         logger_factory=structlog.PrintLoggerFactory(out),
-        cache_logger_on_first_use=True,
+        # Not cached: cached loggers would ignore later reconfiguration (capture_logs in tests)
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr = SecretStr("simulator-auth-token")
     twilio_api_base_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
+    # The base URL Twilio calls, when the API sits behind a proxy that rewrites it; the
+    # signature covers the exact URL Twilio used. Unset: the URL the request arrived on.
+    twilio_webhook_base_url: str | None = None
     call_token_secret: SecretStr = SecretStr(DEV_CALL_TOKEN_SECRET)
     call_token_max_age_s: float = 300
 

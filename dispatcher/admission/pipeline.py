@@ -155,13 +155,20 @@ class Admission:
                 until = now + timedelta(milliseconds=recorded.retry_after_ms)
                 return self._defer(lead, until, DeferralReason.RATE_LIMITED)
             undo.callback(self.limiter.forget, merchant, lead.phone, str(attempt_id))
-            claim = DialClaim(attempt_id, number.id, token_id, slot.worker_id, slot.reservation_id)
+            claim = DialClaim(
+                attempt_id,
+                number.id,
+                token_id,
+                slot.worker_id,
+                slot.reservation_id,
+                slot.stream_url,
+            )
             with transaction(self.sessions) as session:
                 if claim_for_dial(session, lead.id, claim) is None:
                     return SKIPPED
             # The attempt row now owns the channel, slot and window entry.
             undo.pop_all()
-        return self._dial(lead, number, slot.stream_url, claim, now)
+        return self._dial(lead, number, claim, now)
 
     def _acquire_channel(self, numbers: list[OutboundNumber]) -> tuple[OutboundNumber, str | None]:
         for number in numbers:
@@ -178,7 +185,6 @@ class Admission:
         self,
         lead: LeadSnapshot,
         number: OutboundNumber,
-        stream_url: str,
         claim: DialClaim,
         now: datetime,
     ) -> Verdict:
@@ -193,7 +199,7 @@ class Admission:
         request = DialRequest(
             to=lead.phone,
             from_=number.e164,
-            stream_url=stream_url,
+            stream_url=claim.stream_url,
             stream_parameters=parameters,
             status_callback_url=f"{self.options.status_callback_url}?attempt={attempt_id}",
             ring_timeout_s=self.options.ring_timeout_s,

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from dispatcher.cli.common import CliError, boundary, cli_context
 from dispatcher.merchants import create_merchant, issue_api_key, merchant_by_name
+from dispatcher.webhooks import UrlVerdict, check_webhook_url
 from shared.db.models import Merchant
 from shared.db.session import transaction
 
@@ -29,6 +30,12 @@ def create(
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise CliError(f"'{timezone}' is not an IANA time zone") from exc
+        if webhook_url is not None:
+            decision = check_webhook_url(
+                webhook_url, allow_insecure=cli.settings.webhook_allow_insecure
+            )
+            if decision.verdict is UrlVerdict.REFUSED:
+                raise CliError(f"webhook URL refused: {decision.reason}")
         with transaction(cli.sessions) as session:
             if merchant_by_name(session, name) is not None:
                 raise CliError(f"merchant '{name}' already exists")

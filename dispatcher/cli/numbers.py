@@ -22,6 +22,9 @@ def add(
     provider: NumberProvider = typer.Option(NumberProvider.TWILIO),
     channels: int = typer.Option(..., min=1, help="Concurrent calls the number can carry."),
     merchant: str | None = typer.Option(None, help="Owner; omit for the shared pool."),
+    inbound_template: str | None = typer.Option(
+        None, help="The owner's template that answers calls to this number."
+    ),
 ) -> None:
     """Add a number to a merchant's pool, or to the shared pool."""
     cli = cli_context(ctx)
@@ -31,6 +34,8 @@ def add(
         except InvalidPhone as exc:
             raise CliError(f"{e164!r}: {exc}") from exc
         owner = None
+        if inbound_template is not None and merchant is None:
+            raise CliError("--inbound-template needs --merchant: the template is the owner's")
         if merchant is not None:
             found = merchant_by_name(session, merchant)
             if found is None:

@@ -11,7 +11,7 @@ from dispatcher.intake.store import IngestedRow
 
 
 class TaskSender(Protocol):
-    def send_task(self, name: str, args: Sequence[Any] | None = None) -> Any: ...
+    def send_task(self, name: str, args: Sequence[Any] | None = None, **options: Any) -> Any: ...
 
 
 def announce_due(sender: TaskSender | None, rows: Sequence[IngestedRow], now: datetime) -> int:

@@ -65,3 +65,9 @@ def call_status(self: Task[Any, Any], attempt_id: str, event: dict[str, Any]) ->
         return status.status
     finally:
         structlog.contextvars.unbind_contextvars("attempt_id", "call_sid")
+
+
+@shared_task(bind=True, name="callfleet.hang_up", ignore_result=True)
+def hang_up(self: Task[Any, Any], call_sid: str) -> None:
+    """Ending an ended call is harmless, so a repeat does no damage."""
+    WorkerContext.of(self.app).provider.hang_up(call_sid)

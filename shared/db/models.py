@@ -115,6 +115,9 @@ class PhoneNumber(TimestampMixin, Base):
     merchant_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("merchants.id", ondelete="SET NULL")
     )
+    # The owner's template (by name, so reloading a new version needs no change here) that
+    # answers calls to this number; one column, so at most one per number.
+    inbound_template: Mapped[str | None] = mapped_column(String(200))
 
 
 class Lead(TimestampMixin, Base):
@@ -187,6 +190,7 @@ class CallAttempt(TimestampMixin, Base):
     channel_token_id: Mapped[str | None] = mapped_column(String(64))
     media_worker_id: Mapped[str | None] = mapped_column(String(128))
     media_reservation_id: Mapped[str | None] = mapped_column(String(64))
+    stream_url: Mapped[str | None] = mapped_column(Text)
     outcome_source: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -53,6 +53,13 @@ def test_merchant_create_prints_a_working_key_once(
     assert "already exists" in again.output
 
 
+def test_merchant_create_refuses_insecure_webhook_urls(cli: Any) -> None:
+    for url in ("http://merchant.example/hooks", "https://127.0.0.1/hooks", "ftp://x/y"):
+        result = cli("merchants", "create", "shop", "--webhook-url", url)
+        assert result.exit_code == 1 and "webhook URL refused" in result.output
+    assert cli("merchants", "list").output.strip() == ""
+
+
 def test_merchant_create_rejects_unknown_timezone(cli: Any) -> None:
     result = cli("merchants", "create", "shop", "--timezone", "Nowhere/Land")
     assert result.exit_code == 1
