@@ -38,7 +38,9 @@ demo: services
 	$(WITH_SERVICES) $(BIN)/python -m dispatcher.demo $(ARGS)
 
 bench: services
-	$(WITH_SERVICES) $(BIN)/python bench/ingest.py $(ARGS)
+	$(WITH_SERVICES) $(BIN)/python bench/ingest.py
+	$(WITH_SERVICES) $(BIN)/python bench/dispatch.py
+	$(WITH_SERVICES) $(BIN)/python bench/redis_scripts.py
 
 stop:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m shared.embedded down --run-dir $(RUN_DIR); fi

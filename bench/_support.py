@@ -137,3 +137,35 @@ def celery_worker(settings: Settings, queues: str, concurrency: int = 2) -> Iter
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@contextmanager
+def celery_app_worker(
+    settings: Settings,
+    app: str,
+    queues: str,
+    *,
+    concurrency: int = 2,
+    pool: str = "prefork",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A quiet worker (no banner) for any Celery app module; killed if it ignores SIGTERM."""
+    command = [
+        sys.executable, "-m", "celery", "--quiet", "-A", app, "worker", "-Q", queues,
+        "-c", str(concurrency), "-P", pool, "--loglevel", "WARNING", "--without-gossip",
+        "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    # Celery warns on every start when run as root (as in containers); that is not news here.
+    quiet = {"PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges"}
+    env = {**child_env(settings), **quiet, **(extra_env or {})}
+    # stdout carries only Celery's shutdown chatter; logs and tracebacks go to stderr.
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -12,7 +12,6 @@ from shared.settings import Settings
 
 settings = Settings()
 app = create_celery(settings)
-app = create_celery(settings)
 
 
 @setup_logging.connect

@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     call_token_secret: SecretStr = SecretStr(DEV_CALL_TOKEN_SECRET)
     call_token_max_age_s: float = 300
 
+    # Media workers: one process holds `media_slots` live calls.
+    media_worker_id: str | None = None
+    media_host: str = "127.0.0.1"
+    media_port: int = 8766
+    media_public_url: str | None = None
+    media_slots: int = 20
+    media_heartbeat_interval_s: float = 2
+    media_heartbeat_ttl_s: float = 6
+    media_handshake_timeout_s: float = 2
+    media_drain_timeout_s: float = 30
+
     webhook_allow_insecure: bool = False
     webhook_timeout_s: float = 10
     webhook_max_attempts: int = 12

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -80,3 +81,13 @@ def _collect_garbage_after_each_test() -> Iterator[None]:
     under filterwarnings) on the test that leaked, not on whichever test runs next."""
     yield
     gc.collect()
+
+
+@pytest.fixture
+def fleet(settings: Settings, sessions: sessionmaker[Session], redis_client: redis.Redis) -> Any:
+    from tests.integration.fleet import Fleet
+
+    def make(**setup: Any) -> Fleet:
+        return Fleet(settings, sessions, redis_client).setup(**setup)
+
+    return make

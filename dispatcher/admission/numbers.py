@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from shared.db.models import PhoneNumber
@@ -27,8 +27,20 @@ class NumberUnavailable(Exception):
         self.cause = cause
 
 
-def _choices(rows: list[PhoneNumber]) -> list[OutboundNumber]:
-    return [OutboundNumber(n.id, n.e164, n.max_channels) for n in rows]
+_COLUMNS = (PhoneNumber.id, PhoneNumber.e164, PhoneNumber.max_channels)
+_PINNED = select(*_COLUMNS, PhoneNumber.enabled, PhoneNumber.merchant_id).where(
+    PhoneNumber.e164 == bindparam("e164")
+)
+_MERCHANT_POOL = (
+    select(*_COLUMNS)
+    .where(PhoneNumber.merchant_id == bindparam("merchant_id"), PhoneNumber.enabled.is_(True))
+    .order_by(PhoneNumber.e164)
+)
+_SHARED_POOL = (
+    select(*_COLUMNS)
+    .where(PhoneNumber.merchant_id.is_(None), PhoneNumber.enabled.is_(True))
+    .order_by(PhoneNumber.e164)
+)
 
 
 def outbound_numbers(
@@ -36,23 +48,19 @@ def outbound_numbers(
 ) -> list[OutboundNumber]:
     """Numbers to try, best first. Raises NumberUnavailable when there are none."""
     if pinned_e164 is not None:
-        pinned = session.scalar(select(PhoneNumber).where(PhoneNumber.e164 == pinned_e164))
+        pinned = session.execute(_PINNED, {"e164": pinned_e164}).first()
         if pinned is None:
             raise NumberUnavailable("pinned number is not registered")
         if not pinned.enabled:
             raise NumberUnavailable("pinned number is disabled")
         if pinned.merchant_id not in (None, merchant_id):
             raise NumberUnavailable("pinned number belongs to another merchant")
-        return _choices([pinned])
-    for owner in (merchant_id, None):
-        owner_filter = (
-            PhoneNumber.merchant_id == owner if owner else PhoneNumber.merchant_id.is_(None)
-        )
-        pool = session.scalars(
-            select(PhoneNumber)
-            .where(owner_filter, PhoneNumber.enabled.is_(True))
-            .order_by(PhoneNumber.e164)
-        ).all()
+        return [OutboundNumber(pinned.id, pinned.e164, pinned.max_channels)]
+    for statement, params in (
+        (_MERCHANT_POOL, {"merchant_id": merchant_id}),
+        (_SHARED_POOL, {}),
+    ):
+        pool = [OutboundNumber(*row) for row in session.execute(statement, params)]
         if pool:
-            return _choices(list(pool))
+            return pool
     raise NumberUnavailable("no enabled number in the merchant's pool or the shared pool")

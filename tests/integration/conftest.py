@@ -78,12 +78,3 @@ def api(
     with TestClient(create_app(settings)) as client:
         yield client
 
-
-@pytest.fixture
-def fleet(settings: Settings, sessions: sessionmaker[Session], redis_client: Any) -> Any:
-    from tests.integration.fleet import Fleet
-
-    def make(**setup: Any) -> Fleet:
-        return Fleet(settings, sessions, redis_client).setup(**setup)
-
-    return make

@@ -109,7 +109,9 @@ def test_crash_between_attempt_row_and_dial_never_dials_twice(fleet: Any) -> Non
 
     with transaction(f.sessions) as session:
         number_id = session.scalar(select(PhoneNumber.id))
-        claim = DialClaim(uuid.uuid4(), number_id, token, slot.worker_id, slot.reservation_id)  # type: ignore[arg-type]
+        claim = DialClaim(
+            uuid.uuid4(), number_id, token, slot.worker_id, slot.reservation_id, slot.stream_url
+        )  # type: ignore[arg-type]
         assert claim_for_dial(session, lead_id, claim) == 1
 
     # Nothing reached the carrier: the reconciler abandons the attempt and frees all.

@@ -1,0 +1,1 @@
+"""Offline and real STT/LLM/TTS providers as pipecat services; `factory` builds them by name."""

@@ -1,0 +1,64 @@
+"""`PcmTTSService`: the base of the offline voices, which synthesize a whole utterance as PCM."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
+from pipecat.services.settings import TTSSettings
+from pipecat.services.tts_service import TTSService
+
+from media_worker.providers.audio import pcm_chunks
+from media_worker.providers.errors import SynthesisFailed
+
+DEFAULT_CHUNK_MS = 100
+
+
+class PcmTTSService(TTSService):
+    """A TTS that turns one text into one PCM buffer (`synthesize`) and streams it as
+    `TTSAudioRawFrame`s of `chunk_ms` at the pipeline's output rate.
+
+    Like pipecat's HTTP voices it leaves the audio context to the base class
+    (`push_start_frame`, `push_stop_frames`), so the frames downstream are the usual
+    `TTSStartedFrame`, audio chunks, `TTSStoppedFrame`. A `SynthesisFailed` becomes an
+    `ErrorFrame` carrying its category, with no audio: what a failing provider looks like.
+
+    `provider` is the template's name for the voice (`tone`, `espeak`, ...).
+    """
+
+    provider: str = "pcm"
+
+    def __init__(
+        self, *, voice: str | None = None, chunk_ms: int = DEFAULT_CHUNK_MS, **kwargs: Any
+    ):
+        kwargs.setdefault("push_start_frame", True)
+        kwargs.setdefault("push_stop_frames", True)
+        super().__init__(settings=TTSSettings(model=None, voice=voice, language=None), **kwargs)
+        self._chunk_ms = chunk_ms
+
+    @property
+    def voice(self) -> str | None:
+        voice = self._settings.voice
+        return voice if isinstance(voice, str) else None
+
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    @abstractmethod
+    async def synthesize(self, text: str, sample_rate_hz: int) -> bytes:
+        """16-bit mono PCM of `text` at `sample_rate_hz`; raises `SynthesisFailed`."""
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
+        """Synthesize `text` and yield its audio in chunks (or one `ErrorFrame`)."""
+        await self.start_tts_usage_metrics(text)
+        try:
+            pcm = await self.synthesize(text, self.sample_rate)
+        except SynthesisFailed as exc:
+            yield ErrorFrame(error=f"{self.name}: {exc}", category=exc.category)
+            return
+        chunk_bytes = self.sample_rate * 2 * self._chunk_ms // 1000
+        for chunk in pcm_chunks(pcm, chunk_bytes):
+            await self.stop_ttfb_metrics()
+            yield TTSAudioRawFrame(chunk, self.sample_rate, 1, context_id=context_id)

@@ -1,0 +1,148 @@
+"""The media worker's websocket server: health check, per-process call slots, admission at
+the socket, one call runner per admitted stream, and a bounded drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+
+import structlog
+from redis.asyncio import Redis
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from media_worker.admission import Admitted, RecordedSid, Refused, admit
+from media_worker.heartbeat import Heartbeat
+from media_worker.options import MediaWorkerOptions
+from shared.call_tokens import AsyncCallTokenRedeemer
+from shared.coordination import AsyncMediaSlots
+
+log = structlog.get_logger(__name__)
+
+CallRunner = Callable[[ServerConnection, Admitted], Awaitable[None]]
+STREAM_PATH = "/stream"
+
+
+class MediaServer:
+    def __init__(
+        self,
+        options: MediaWorkerOptions,
+        *,
+        redis: Redis,
+        recorded_sid: RecordedSid,
+        run_call: CallRunner,
+    ) -> None:
+        self.options = options
+        self._redis = redis
+        self._recorded_sid = recorded_sid
+        self._run_call = run_call
+        self._redeemer = AsyncCallTokenRedeemer(redis)
+        self._free = asyncio.Semaphore(options.slots)
+        self._live: set[asyncio.Task[None]] = set()
+        self._draining = False
+        self._server: Server | None = None
+        self.heartbeat = Heartbeat(
+            AsyncMediaSlots(redis),
+            worker_id=options.worker_id,
+            stream_url=options.stream_url,
+            capacity=options.slots,
+            interval_s=options.heartbeat_interval_s,
+            ttl_s=options.heartbeat_ttl_s,
+        )
+
+    @property
+    def live_calls(self) -> int:
+        return len(self._live)
+
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path == "/healthz":
+            body = {
+                "status": "draining" if self._draining else "ok",
+                "worker_id": self.options.worker_id,
+                "live_calls": self.live_calls,
+                "slots": self.options.slots,
+            }
+            return connection.respond(HTTPStatus.OK, json.dumps(body) + "\n")
+        if request.path != STREAM_PATH:
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        if self._draining:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+        return None
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        if self._free.locked():
+            await connection.close(CloseCode.TRY_AGAIN_LATER, "no free call slot")
+            return
+        async with self._free:
+            try:
+                admitted = await admit(
+                    connection,
+                    secret=self.options.call_token_secret,
+                    max_age_s=self.options.call_token_max_age_s,
+                    handshake_timeout_s=self.options.handshake_timeout_s,
+                    recorded_sid=self._recorded_sid,
+                    redeemer=self._redeemer,
+                )
+            except Refused as refused:
+                log.info("stream_refused", reason=refused.reason)
+                await connection.close(CloseCode.POLICY_VIOLATION, refused.reason)
+                return
+            await self._run_admitted(connection, admitted)
+
+    async def _run_admitted(self, connection: ServerConnection, admitted: Admitted) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._live.add(task)
+        structlog.contextvars.bind_contextvars(
+            attempt_id=admitted.claims.attempt_id,
+            lead_id=admitted.claims.lead_id,
+            call_sid=admitted.start.call_sid,
+        )
+        try:
+            await self._run_call(connection, admitted)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The connection boundary: the runner records and finalizes; this only logs.
+            log.exception("call_failed")
+        finally:
+            self._live.discard(task)
+            structlog.contextvars.unbind_contextvars("attempt_id", "lead_id", "call_sid")
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._handle, self.options.host, self.options.port, process_request=self._http
+        )
+        await self.heartbeat.start()
+        log.info("media_worker_started", worker_id=self.options.worker_id, slots=self.options.slots)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        sockets = list(self._server.sockets)
+        return int(sockets[0].getsockname()[1])
+
+    async def drain(self) -> None:
+        """Take no new calls, let live ones finish within the drain timeout, then stop."""
+        self._draining = True
+        await self.heartbeat.drain()
+        live = set(self._live)
+        if live:
+            log.info("draining", live_calls=len(live))
+            _, pending = await asyncio.wait(live, timeout=self.options.drain_timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        await self.stop()
+
+    async def stop(self) -> None:
+        await self.heartbeat.stop()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=10)

@@ -1,0 +1,144 @@
+"""Output half: pipeline audio to paced Twilio `media`, interruptions to `clear`, marks, hang-up."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import structlog
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    OutputTransportMessageFrame,
+    OutputTransportMessageUrgentFrame,
+    StartFrame,
+    TTSStoppedFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
+from pipecat.serializers.twilio import TwilioFrameSerializer
+from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.transports.base_transport import TransportParams
+
+from media_worker import protocol
+from media_worker.transport.connection import StreamCallbacks, StreamSocket
+from media_worker.transport.frames import PlaybackMarkFrame
+from media_worker.transport.pacing import PlayoutPacer
+
+log = structlog.get_logger(__name__)
+
+# Marks the output adds after each TTS utterance: this prefix, then the TTS context id.
+UTTERANCE_MARK_PREFIX = "utterance:"
+
+
+class TwilioStreamOutputTransport(BaseOutputTransport):
+    """Writes the pipeline's output to the stream.
+
+    pipecat's `BaseOutputTransport` resamples audio to 8 kHz and cuts it into chunks of
+    `audio_out_10ms_chunks` x 10 ms; this class sends each chunk as one `media` message and
+    paces the sends to real time plus `playout_lead_s`. An `InterruptionFrame` sends `clear`.
+    A `PlaybackMarkFrame` becomes a `mark` once the audio ahead of it is sent, and with
+    `mark_utterances` one follows every TTS utterance, named `utterance:<context id>`.
+    """
+
+    def __init__(
+        self,
+        *,
+        socket: StreamSocket,
+        serializer: TwilioFrameSerializer,
+        stream_sid: str,
+        callbacks: StreamCallbacks,
+        params: TransportParams,
+        playout_lead_s: float,
+        mark_utterances: bool,
+        hang_up_timeout_s: float | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(params, **kwargs)
+        self._socket = socket
+        self._serializer = serializer
+        self._stream_sid = stream_sid
+        self._callbacks = callbacks
+        self._pacer = PlayoutPacer(playout_lead_s)
+        self._mark_utterances = mark_utterances
+        self._hang_up_timeout_s = hang_up_timeout_s
+        self._utterance_numbers = itertools.count(1)
+
+    # FrameProcessor itself narrows BaseObject.setup(task_manager) to this signature.
+    async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
+        await super().setup(setup)
+        await self._serializer.setup(setup)
+
+    async def start(self, frame: StartFrame) -> None:
+        await super().start(frame)
+        await self.set_transport_ready(frame)
+
+    async def stop(self, frame: EndFrame) -> None:
+        await super().stop(frame)  # returns once queued audio and the end silence are sent
+        await self._finish(frame)
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        await super().cancel(frame)
+        await self._finish(frame)
+
+    async def cleanup(self) -> None:
+        await super().cleanup()  # type: ignore[no-untyped-call]  # pipecat leaves it unannotated
+        await self._socket.close()
+        await self._callbacks.cleanup()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InterruptionFrame):
+            # pipecat has dropped the audio it still held; Twilio must drop what it buffered.
+            self._pacer.reset()
+            await self._send_serialized(frame)
+        elif (
+            self._mark_utterances
+            and isinstance(frame, TTSStoppedFrame)
+            and direction is FrameDirection.DOWNSTREAM
+        ):
+            # Queued right behind the TTSStoppedFrame, so it leaves after the last audio.
+            mark = PlaybackMarkFrame(mark_name=self._utterance_mark_name(frame))
+            await super().process_frame(mark, direction)
+
+    async def send_message(
+        self, frame: OutputTransportMessageFrame | OutputTransportMessageUrgentFrame
+    ) -> None:
+        await self._send_serialized(frame)
+
+    async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
+        if not await self._send_serialized(frame):
+            return False
+        bytes_per_s = 2 * frame.num_channels * frame.sample_rate  # 16-bit PCM
+        await self._pacer.sent(len(frame.audio) / bytes_per_s)
+        return True
+
+    async def write_transport_frame(self, frame: Frame) -> None:
+        if isinstance(frame, PlaybackMarkFrame):
+            await self._socket.send(protocol.mark_message(self._stream_sid, frame.mark_name))
+
+    async def _send_serialized(self, frame: Frame) -> bool:
+        payload = await self._serializer.serialize(frame)
+        if payload is None:  # nothing to send for this frame, which still counts as taken
+            return True
+        return await self._socket.send(payload)
+
+    async def _finish(self, frame: EndFrame | CancelFrame) -> None:
+        """Hang up (if configured) unless the far end already did, then close the socket."""
+        end = self._socket.end
+        if self._hang_up_timeout_s is not None and (end is None or not end.far_end_gone):
+            try:
+                # With auto_hang_up the serializer ends the call over Twilio's REST API here.
+                # Bounded: its HTTP session would otherwise wait minutes on a stuck API.
+                await asyncio.wait_for(
+                    self._serializer.serialize(frame), timeout=self._hang_up_timeout_s
+                )
+            except TimeoutError:
+                log.warning("twilio_hang_up_timed_out", timeout_s=self._hang_up_timeout_s)
+        await self._socket.close()
+
+    def _utterance_mark_name(self, frame: TTSStoppedFrame) -> str:
+        return f"{UTTERANCE_MARK_PREFIX}{frame.context_id or next(self._utterance_numbers)}"

@@ -1,0 +1,1 @@
+"""Media worker tests."""
