@@ -21,7 +21,10 @@ from tests.integration.conftest import MerchantFixture
 @pytest.fixture
 def celery_worker_app(settings: Settings, redis_client: Any) -> Iterator[Celery]:
     app = create_celery(settings)
-    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
+    # Only the ingest queue: announced dispatches must not run against later tests.
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, loglevel="WARNING", queues=["ingest"]
+    ):
         yield app
     WorkerContext.of(app).close()
 
