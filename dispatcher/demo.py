@@ -99,10 +99,11 @@ class Ports:
     api: int
     carrier: int
     flower: int
+    media: int
 
     @classmethod
     def pick(cls) -> Ports:
-        return cls(free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port(), free_port())
 
 
 def fleet_env(settings: Settings, ports: Ports) -> dict[str, str]:
@@ -114,6 +115,7 @@ def fleet_env(settings: Settings, ports: Ports) -> dict[str, str]:
         "CALLFLEET_API_PORT": str(ports.api),
         "CALLFLEET_SIMULATOR_PORT": str(ports.carrier),
         "CALLFLEET_FLOWER_PORT": str(ports.flower),
+        "CALLFLEET_MEDIA_PORT": str(ports.media),
         "CALLFLEET_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.api}",
         "CALLFLEET_TWILIO_API_BASE_URL": f"http://127.0.0.1:{ports.carrier}",
         "CALLFLEET_RUN_DIR": str(ROOT / ".run"),
@@ -208,8 +210,7 @@ def report(settings: Settings, merchant_id: str) -> None:
         say("  WINDOW_CLOSED: the template calls Mon-Sat 10:00-19:30 in the recipient's own")
         say("  time zone; these leads are dialed when that window next opens.")
     if any(reason == "MEDIA_BUSY" for reason, _, _ in reasons):
-        say("  MEDIA_BUSY: no media worker advertises call slots yet (the media worker is")
-        say("  not built in this version), so admission holds every call before dialing.")
+        say("  MEDIA_BUSY: every media worker slot is taken; these calls wait for one.")
 
 
 def main() -> None:
@@ -228,7 +229,7 @@ def main() -> None:
     fleet = start_fleet(settings, ports)
     try:
         wait_healthy(base)
-        say(f"fleet up (api, beat, dispatcher, carrier, flower) - API {base}/docs")
+        say(f"fleet up (api, beat, dispatcher, media, carrier, flower) - API {base}/docs")
         submit(base, api_key, template)
         submit_via_celery(settings, merchant_id, template)
         time.sleep(args.settle_s)  # let beat, the sweep and admission act

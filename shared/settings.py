@@ -86,6 +86,26 @@ class Settings(BaseSettings):
     media_handshake_timeout_s: float = 2
     media_drain_timeout_s: float = 30
 
+    # Real speech and language providers, used when a template names them.
+    deepgram_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DEEPGRAM_API_KEY", "CALLFLEET_DEEPGRAM_API_KEY"),
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "CALLFLEET_OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "CALLFLEET_OPENAI_BASE_URL")
+    )
+    elevenlabs_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ELEVENLABS_API_KEY", "CALLFLEET_ELEVENLABS_API_KEY"),
+    )
+    cartesia_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CARTESIA_API_KEY", "CALLFLEET_CARTESIA_API_KEY"),
+    )
+
     webhook_allow_insecure: bool = False
     webhook_timeout_s: float = 10
     webhook_max_attempts: int = 12

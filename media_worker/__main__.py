@@ -1,0 +1,118 @@
+"""`python -m media_worker`: serve Twilio Media Streams until SIGTERM/SIGINT, then drain.
+
+Provider keys come from settings (DEEPGRAM_API_KEY, OPENAI_API_KEY, OPENAI_BASE_URL,
+ELEVENLABS_API_KEY, CARTESIA_API_KEY). `--providers offline` (the default when no key is set)
+runs every call on sim STT, scripted LLM and tone TTS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import signal
+from collections.abc import Sequence
+
+import structlog
+from redis.asyncio import Redis
+
+from dispatcher.celery_factory import create_celery
+from media_worker.options import MediaWorkerOptions
+from media_worker.pipeline import ProviderOverrides
+from media_worker.providers.factory import ProviderKeys
+from media_worker.server import MediaServer
+from media_worker.session import SessionDeps, run_call
+from media_worker.store import CallStore
+from media_worker.transport import HangUpOptions
+from shared.db.session import make_engine, make_session_factory
+from shared.logging import configure_logging
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def keys_from(settings: Settings) -> ProviderKeys:
+    return ProviderKeys(
+        deepgram_api_key=settings.deepgram_api_key,
+        openai_api_key=settings.openai_api_key,
+        openai_base_url=settings.openai_base_url,
+        elevenlabs_api_key=settings.elevenlabs_api_key,
+        cartesia_api_key=settings.cartesia_api_key,
+    )
+
+
+def _any_key(keys: ProviderKeys) -> bool:
+    return any(
+        k is not None
+        for k in (
+            keys.deepgram_api_key,
+            keys.openai_api_key,
+            keys.elevenlabs_api_key,
+            keys.cartesia_api_key,
+        )
+    )
+
+
+async def serve(
+    settings: Settings, keys: ProviderKeys, overrides: ProviderOverrides | None
+) -> None:
+    options = MediaWorkerOptions.from_settings(settings)
+    engine = make_engine(settings, pool_size=max(2, min(options.slots, 10)))
+    sessions = make_session_factory(engine)
+    store = CallStore(sessions)
+    redis = Redis.from_url(settings.redis_url)
+    tasks = create_celery(settings)
+    deps = SessionDeps(
+        store=store,
+        sessions=sessions,
+        redis=redis,
+        tasks=tasks,
+        keys=keys,
+        overrides=overrides,
+        hang_up=HangUpOptions(
+            auth_token=settings.twilio_auth_token, api_base_url=settings.twilio_api_base_url
+        ),
+        channel_lease_ttl_s=options.channel_lease_ttl_s,
+        media_reservation_ttl_s=options.media_reservation_ttl_s,
+    )
+    server = MediaServer(
+        options,
+        redis=redis,
+        recorded_sid=store.recorded_sid,
+        run_call=functools.partial(run_call, deps=deps),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await server.start()
+    try:
+        await stop.wait()
+        log.info("media_worker_draining")
+        await server.drain()
+    finally:
+        await redis.aclose()
+        engine.dispose()
+        tasks.close()
+    log.info("media_worker_stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m media_worker", description=__doc__)
+    parser.add_argument(
+        "--providers",
+        choices=["template", "offline"],
+        default=None,
+        help="the template's providers, or sim/scripted/tone (default: offline without keys)",
+    )
+    args = parser.parse_args(argv)
+    settings = Settings()
+    configure_logging(settings)
+    keys = keys_from(settings)
+    mode = args.providers or ("template" if _any_key(keys) else "offline")
+    overrides = ProviderOverrides.offline() if mode == "offline" else None
+    asyncio.run(serve(settings, keys, overrides))
+
+
+if __name__ == "__main__":
+    main()
