@@ -16,6 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatcher.finalization import CARRIER_OUTCOMES
+from dispatcher.intake.announce import TaskSender
+from dispatcher.template_cache import definition
 from shared.db.models import CallAttempt, Lead
 from shared.enums import AttemptState, LeadStatus, Outcome
 
@@ -99,6 +101,35 @@ def apply_call_status(
             return NextStep(finalize_now=Outcome.NO_ANSWER)
         return NextStep(finalize_later=Outcome.COMPLETED)
     return NOTHING
+
+
+def voicemail_hangs_up(session: Session, attempt_id: uuid.UUID) -> bool:
+    """Whether the attempt's template hangs up on an answering machine (the default)."""
+    template_id = session.scalar(
+        select(Lead.template_id)
+        .join(CallAttempt, CallAttempt.lead_id == Lead.id)
+        .where(CallAttempt.id == attempt_id)
+    )
+    return template_id is None or definition(session, template_id).voicemail.action == "hang_up"
+
+
+def send_follow_ups(
+    tasks: TaskSender, attempt_id: uuid.UUID, call_sid: str, step: NextStep, *, grace_s: float
+) -> None:
+    """Hand what the event calls for to the fleet: hang up voicemail, finalize now, or
+    finalize after the conversation has had `grace_s` to report its own outcome."""
+    if step.hang_up:
+        tasks.send_task("callfleet.hang_up", args=[call_sid])
+    if step.finalize_now is not None:
+        tasks.send_task(
+            "callfleet.finalize_attempt", args=[str(attempt_id), step.finalize_now, "carrier"]
+        )
+    elif step.finalize_later is not None:
+        tasks.send_task(
+            "callfleet.finalize_attempt",
+            args=[str(attempt_id), step.finalize_later, "carrier"],
+            countdown=grace_s,
+        )
 
 
 def _mark_in_call(session: Session, lead_id: uuid.UUID) -> None:

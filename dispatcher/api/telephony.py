@@ -17,7 +17,13 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from dispatcher.api.auth import get_deps
 from dispatcher.api.deps import ApiDeps
-from dispatcher.call_events import CallStatus, NextStep, apply_call_status
+from dispatcher.call_events import (
+    CallStatus,
+    NextStep,
+    apply_call_status,
+    send_follow_ups,
+    voicemail_hangs_up,
+)
 from dispatcher.inbound import (
     AnsweredCall,
     existing_answer,
@@ -27,10 +33,9 @@ from dispatcher.inbound import (
     take_capacity,
 )
 from dispatcher.providers.twilio import stream_twiml
-from dispatcher.template_cache import definition
 from shared.call_tokens import issue_call_token
 from shared.coordination import ChannelLeases, MediaSlots
-from shared.db.models import CallAttempt, Lead
+from shared.db.models import CallAttempt
 from shared.db.session import transaction
 from shared.phones import InvalidPhone, to_e164
 
@@ -89,33 +94,20 @@ def _attempt_for(deps: ApiDeps, attempt: str | None, call_sid: str) -> uuid.UUID
 
 def _apply_status(deps: ApiDeps, attempt_id: uuid.UUID, event: CallStatus) -> NextStep:
     with transaction(deps.sessions) as session:
-        template_id = session.scalar(
-            select(Lead.template_id)
-            .join(CallAttempt, CallAttempt.lead_id == Lead.id)
-            .where(CallAttempt.id == attempt_id)
-        )
-        hangs_up = (
-            template_id is None or definition(session, template_id).voicemail.action == "hang_up"
-        )
+        hangs_up = voicemail_hangs_up(session, attempt_id)
         return apply_call_status(
             session, attempt_id, event, datetime.now(UTC), voicemail_hangs_up=hangs_up
         )
 
 
 def _follow_up(deps: ApiDeps, attempt_id: uuid.UUID, event: CallStatus, step: NextStep) -> None:
-    if deps.tasks is None:
-        return
-    if step.hang_up:
-        deps.tasks.send_task("callfleet.hang_up", args=[event.call_sid])
-    if step.finalize_now is not None:
-        deps.tasks.send_task(
-            "callfleet.finalize_attempt", args=[str(attempt_id), step.finalize_now, "carrier"]
-        )
-    elif step.finalize_later is not None:
-        deps.tasks.send_task(
-            "callfleet.finalize_attempt",
-            args=[str(attempt_id), step.finalize_later, "carrier"],
-            countdown=deps.settings.conversation_report_grace_s,
+    if deps.tasks is not None:
+        send_follow_ups(
+            deps.tasks,
+            attempt_id,
+            event.call_sid,
+            step,
+            grace_s=deps.settings.conversation_report_grace_s,
         )
 
 

@@ -9,27 +9,17 @@ from typing import Any
 import structlog
 from celery import shared_task
 from celery.app.task import Task
-from sqlalchemy import select
 
-from dispatcher.call_events import CallStatus, apply_call_status
-from dispatcher.template_cache import definition
+from dispatcher.call_events import (
+    CallStatus,
+    apply_call_status,
+    send_follow_ups,
+    voicemail_hangs_up,
+)
 from dispatcher.worker_context import WorkerContext
-from shared.db.models import CallAttempt, Lead
 from shared.db.session import transaction
 
 log = structlog.get_logger(__name__)
-
-
-def _voicemail_hangs_up(context: WorkerContext, attempt_id: uuid.UUID) -> bool:
-    with context.sessions() as session:
-        template_id = session.scalar(
-            select(Lead.template_id)
-            .join(CallAttempt, CallAttempt.lead_id == Lead.id)
-            .where(CallAttempt.id == attempt_id)
-        )
-        if template_id is None:
-            return True
-        return definition(session, template_id).voicemail.action == "hang_up"
 
 
 @shared_task(bind=True, name="callfleet.call_status", ignore_result=True, acks_late=True)
@@ -44,23 +34,21 @@ def call_status(self: Task[Any, Any], attempt_id: str, event: dict[str, Any]) ->
     )
     structlog.contextvars.bind_contextvars(attempt_id=attempt_id, call_sid=status.call_sid)
     try:
-        hangs_up = _voicemail_hangs_up(context, attempt)
         with transaction(context.sessions) as session:
             step = apply_call_status(
-                session, attempt, status, datetime.now(UTC), voicemail_hangs_up=hangs_up
+                session,
+                attempt,
+                status,
+                datetime.now(UTC),
+                voicemail_hangs_up=voicemail_hangs_up(session, attempt),
             )
-        if step.hang_up:
-            context.provider.hang_up(status.call_sid)
-        if step.finalize_now is not None:
-            self.app.send_task(
-                "callfleet.finalize_attempt", args=[attempt_id, step.finalize_now, "carrier"]
-            )
-        elif step.finalize_later is not None:
-            self.app.send_task(
-                "callfleet.finalize_attempt",
-                args=[attempt_id, step.finalize_later, "carrier"],
-                countdown=context.settings.conversation_report_grace_s,
-            )
+        send_follow_ups(
+            self.app,
+            attempt,
+            status.call_sid,
+            step,
+            grace_s=context.settings.conversation_report_grace_s,
+        )
         log.info("call_status", status=status.status, answered_by=status.answered_by)
         return status.status
     finally:

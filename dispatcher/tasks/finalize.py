@@ -12,20 +12,22 @@ from celery.app.task import Task
 
 from dispatcher.finalization import Finalized, finalize_attempt
 from dispatcher.worker_context import WorkerContext
+from shared.coordination import ChannelLeases, MediaSlots
 from shared.db.session import transaction
 from shared.enums import Outcome
 
 log = structlog.get_logger(__name__)
 
 
-def release_held(context: WorkerContext, result: Finalized) -> None:
+def release_held(channels: ChannelLeases, slots: MediaSlots, result: Finalized) -> None:
+    """Give back what a finalized attempt held; releases are idempotent by id."""
     held = result.held
     if held is None:
         return
     if held.number_id and held.channel_token_id:
-        context.channels.release(held.number_id, held.channel_token_id)
+        channels.release(held.number_id, held.channel_token_id)
     if held.media_worker_id and held.media_reservation_id:
-        context.slots.release(held.media_worker_id, held.media_reservation_id)
+        slots.release(held.media_worker_id, held.media_reservation_id)
 
 
 @shared_task(bind=True, name="callfleet.finalize_attempt", ignore_result=True, acks_late=True)
@@ -52,7 +54,7 @@ def finalize(
         if not result.applied:
             log.info("finalize_duplicate", outcome=outcome, source=source)
             return False
-        release_held(context, result)
+        release_held(context.channels, context.slots, result)
         self.app.send_task("callfleet.deliver_webhooks")
         log.info("finalized", outcome=outcome, source=source, lead_status=result.lead_status)
         return True

@@ -27,7 +27,7 @@ def reconcile(self: Task[Any, Any]) -> dict[str, int]:
             return {}
         report = context.reconciler.run(datetime.now(UTC))
     for result in report.finalized:
-        release_held(context, result)
+        release_held(context.channels, context.slots, result)
     counts = {
         "requeued": report.requeued,
         "adopted": report.adopted,

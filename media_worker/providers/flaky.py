@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -82,11 +83,19 @@ class FlakyTTSService(PcmTTSService):
 
     provider = "flaky"
 
-    def __init__(self, *, inner: PcmTTSService, knobs: FlakyKnobs | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        inner: PcmTTSService,
+        knobs: FlakyKnobs | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        **kwargs: Any,
+    ):
         kwargs.setdefault("name", f"Flaky({inner.name})")
         super().__init__(voice=inner.voice, **kwargs)
         self._inner = inner
         self._plan = FailurePlan(knobs or FlakyKnobs())
+        self._sleep = sleep
 
     @property
     def inner(self) -> PcmTTSService:
@@ -103,7 +112,7 @@ class FlakyTTSService(PcmTTSService):
     async def synthesize(self, text: str, sample_rate_hz: int) -> bytes:
         verdict = self._plan.next_verdict()
         if self._plan.knobs.added_latency_s:
-            await asyncio.sleep(self._plan.knobs.added_latency_s)
+            await self._sleep(self._plan.knobs.added_latency_s)
         if verdict is Verdict.FAIL:
             raise SynthesisFailed(
                 self.provider,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 class PlayoutPacer:
@@ -15,11 +15,17 @@ class PlayoutPacer:
     real time would underrun on the first network hiccup. A small fixed lead is the middle.
     """
 
-    def __init__(self, lead_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        lead_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         if lead_s < 0:
             raise ValueError(f"lead_s must be >= 0, got {lead_s}")
         self._lead_s = lead_s
         self._clock = clock
+        self._sleep = sleep
         self._playout_end_s = 0.0
 
     async def sent(self, duration_s: float) -> None:
@@ -29,7 +35,7 @@ class PlayoutPacer:
         self._playout_end_s = max(self._playout_end_s, now_s) + duration_s
         ahead_s = self._playout_end_s - now_s - self._lead_s
         if ahead_s > 0:
-            await asyncio.sleep(ahead_s)
+            await self._sleep(ahead_s)
 
     def reset(self) -> None:
         """Twilio's buffer was cleared: nothing is queued there any more."""

@@ -77,4 +77,3 @@ def api(
 ) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
         yield client
-

@@ -158,7 +158,7 @@ class Fleet:
             )
         return row.id
 
-    def queue(self, lead_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+    def queue(self) -> list[uuid.UUID]:
         with transaction(self.sessions) as session:
             return claim_due(session, limit=1000)
 
@@ -174,7 +174,7 @@ class Fleet:
             result = finalize_attempt(
                 session, attempt_id, outcome, source=source, now=datetime.now(UTC)
             )
-        release_held(_ContextView(self), result)  # type: ignore[arg-type]
+        release_held(self.channels, self.slots, result)
         return result
 
     def lead(self, lead_id: uuid.UUID) -> Lead:
@@ -203,21 +203,6 @@ class Fleet:
         from shared import redis_keys
 
         return int(self.redis.zcard(redis_keys.rate_window(str(self.merchant_id), phone)))
-
-
-@dataclass
-class _ContextView:
-    """The two members of WorkerContext that release_held uses."""
-
-    fleet: Fleet
-
-    @property
-    def channels(self) -> ChannelLeases:
-        return self.fleet.channels
-
-    @property
-    def slots(self) -> MediaSlots:
-        return self.fleet.slots
 
 
 FleetFactory = Callable[..., Fleet]

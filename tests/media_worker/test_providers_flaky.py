@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ from media_worker.providers.tone_tts import ToneTTSService
 RATE = 8000
 
 
-def flaky(knobs: FlakyKnobs) -> FlakyTTSService:
+def flaky(knobs: FlakyKnobs, **options: Any) -> FlakyTTSService:
     # Short silence timeout: a failed request has no audio, so pipecat closes its context
     # only after stop_frame_timeout_s.
     return FlakyTTSService(
@@ -28,6 +28,7 @@ def flaky(knobs: FlakyKnobs) -> FlakyTTSService:
         knobs=knobs,
         stop_frame_timeout_s=0.2,
         max_consecutive_zero_audio_contexts=0,
+        **options,
     )
 
 
@@ -107,9 +108,13 @@ async def test_silent_audio_is_zeros_of_the_right_length() -> None:
 
 
 async def test_added_latency() -> None:
-    started = time.monotonic()
-    down, _ = await speak(flaky(FlakyKnobs(added_latency_s=0.4)), "Hi.")
-    assert time.monotonic() - started >= 0.4
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)  # the delay asked for; no need to spend it
+
+    down, _ = await speak(flaky(FlakyKnobs(added_latency_s=0.4), sleep=record), "Hi.")
+    assert waits == [0.4]
     assert audio_per_context(down)
 
 
