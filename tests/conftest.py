@@ -20,8 +20,9 @@ from shared.db.session import make_engine, make_session_factory
 from shared.embedded import ensure_database
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Settings, sqlalchemy_url
 
-TEST_DB = "callfleet_test"
-TEST_REDIS_DB = 15
+# Overridable so that two test runs on one machine can keep out of each other's way.
+TEST_DB = os.environ.get("CALLFLEET_TEST_DB", "callfleet_test")
+TEST_REDIS_DB = int(os.environ.get("CALLFLEET_TEST_REDIS_DB", "15"))
 
 
 def _test_urls() -> tuple[str, str]:
