@@ -37,7 +37,13 @@ class BenchMerchant:
     template: str
 
 
-def bench_settings(dbname: str = "callfleet_bench", redis_db: int = 14) -> Settings:
+BENCH_REDIS_DB = int(os.environ.get("CALLFLEET_BENCH_REDIS_DB", "14"))
+
+
+def bench_settings(dbname: str | None = None, redis_db: int = BENCH_REDIS_DB) -> Settings:
+    """Settings for a dedicated database and Redis db (both emptied by the benches); the
+    environment can move them so two runs on one machine keep apart."""
+    dbname = dbname or os.environ.get("CALLFLEET_BENCH_DB", "callfleet_bench")
     base = Settings()
     url = make_url(base.database_url)
     server = url.set(drivername="postgresql", database="postgres")

@@ -33,6 +33,7 @@ from sqlalchemy import Engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._support import (  # noqa: E402
+    BENCH_REDIS_DB,
     BenchMerchant,
     api_server,
     bench_settings,
@@ -126,8 +127,8 @@ def wait_until(done: Callable[[], bool], timeout_s: float, poll_s: float = POLL_
 def prepare(settings: Settings, client: redis.Redis) -> BenchMerchant:
     """Fresh schema and Redis db; a merchant whose template calls at any hour, one number
     and one media worker with capacity to spare."""
-    if client.connection_pool.connection_kwargs.get("db") != 14:
-        raise RuntimeError("the dispatch bench flushes its Redis db; expected db 14")
+    if client.connection_pool.connection_kwargs.get("db") != BENCH_REDIS_DB:
+        raise RuntimeError(f"the dispatch bench flushes its Redis db; expected db {BENCH_REDIS_DB}")
     client.flushdb()
     reset_database(settings)
     merchant = seed_merchant(settings)

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from dispatcher.webhooks import AttemptSummary, call_timings, lead_outcome_event
@@ -118,79 +118,113 @@ class DialClaim:
     stream_url: str
 
 
-# Core table, not the ORM entity: the ORM's bulk-insert path costs more than the INSERT.
+# Core tables, not the ORM entities: the ORM's bulk paths cost more than the statements.
 _ATTEMPTS = Base.metadata.tables[CallAttempt.__tablename__]
-_CLAIM_LEAD = (
-    update(Lead)
+_LEADS = Base.metadata.tables[Lead.__tablename__]
+_CLAIMED = (
+    update(_LEADS)
     .where(
-        Lead.id == bindparam("lead_id"),
-        Lead.status == LeadStatus.QUEUED,
-        Lead.attempts < Lead.max_attempts,
+        _LEADS.c.id == bindparam("lead_id"),
+        _LEADS.c.status == LeadStatus.QUEUED,
+        _LEADS.c.attempts < _LEADS.c.max_attempts,
     )
     .values(
         status=LeadStatus.DIALING,
-        attempts=Lead.attempts + 1,
+        attempts=_LEADS.c.attempts + 1,
         deferrals=0,
         last_deferral_reason=None,
         next_attempt_at=None,
         queued_at=None,
     )
-    .returning(Lead.attempts)
-    .execution_options(synchronize_session=False)
+    .returning(_LEADS.c.id)
+    .cte("claimed")
+)
+# The statement's snapshot predates its own insert, and a competing claim of the same lead
+# waits on the row lock above and then finds it no longer QUEUED, so the count cannot race.
+_NEXT_ATTEMPT_NO = (
+    select(func.count() + 1)
+    .select_from(_ATTEMPTS)
+    .where(_ATTEMPTS.c.lead_id == bindparam("lead_id"))
+    .scalar_subquery()
+)
+_CLAIM_FOR_DIAL = (
+    insert(_ATTEMPTS)
+    .from_select(
+        [
+            "id",
+            "lead_id",
+            "attempt_no",
+            "number_id",
+            "state",
+            "channel_token_id",
+            "media_worker_id",
+            "media_reservation_id",
+            "stream_url",
+            "transcript",
+            "events",
+        ],
+        select(
+            bindparam("attempt_id", type_=_ATTEMPTS.c.id.type),
+            _CLAIMED.c.id,
+            _NEXT_ATTEMPT_NO,
+            bindparam("number_id", type_=_ATTEMPTS.c.number_id.type),
+            literal(AttemptState.CREATED, type_=_ATTEMPTS.c.state.type),
+            bindparam("channel_token_id", type_=_ATTEMPTS.c.channel_token_id.type),
+            bindparam("media_worker_id", type_=_ATTEMPTS.c.media_worker_id.type),
+            bindparam("media_reservation_id", type_=_ATTEMPTS.c.media_reservation_id.type),
+            bindparam("stream_url", type_=_ATTEMPTS.c.stream_url.type),
+            literal([], type_=_ATTEMPTS.c.transcript.type),
+            literal([], type_=_ATTEMPTS.c.events.type),
+        ).select_from(_CLAIMED),
+    )
+    .returning(_ATTEMPTS.c.attempt_no)
 )
 
 
-def claim_for_dial(session: Session, lead_id: uuid.UUID, claim: DialClaim) -> int | None:
-    """QUEUED -> DIALING and the attempt row, in one transaction; None if the lead moved on
-    (cancelled, or another dispatch got there first). Returns the attempt number."""
-    if session.scalar(_CLAIM_LEAD, {"lead_id": lead_id}) is None:
-        return None
-    # The lead row is locked by the UPDATE above, so counting its attempts cannot race.
-    attempt_no = (
-        select(func.count() + 1)
-        .select_from(CallAttempt)
-        .where(CallAttempt.lead_id == lead_id)
-        .scalar_subquery()
+def claim_for_dial(
+    connection: Session | Connection, lead_id: uuid.UUID, claim: DialClaim
+) -> int | None:
+    """QUEUED -> DIALING and the attempt row, in one statement (atomic even outside a
+    transaction); None if the lead moved on (cancelled, or another dispatch got there
+    first). Returns the attempt number."""
+    attempt_no: int | None = connection.scalar(
+        _CLAIM_FOR_DIAL,
+        {
+            "lead_id": lead_id,
+            "attempt_id": claim.attempt_id,
+            "number_id": claim.number_id,
+            "channel_token_id": claim.channel_token_id,
+            "media_worker_id": claim.media_worker_id,
+            "media_reservation_id": claim.media_reservation_id,
+            "stream_url": claim.stream_url,
+        },
     )
-    attempt_no_written: int = session.scalar(
-        insert(_ATTEMPTS)
-        .values(
-            id=claim.attempt_id,
-            lead_id=lead_id,
-            attempt_no=attempt_no,
-            number_id=claim.number_id,
-            state=AttemptState.CREATED,
-            channel_token_id=claim.channel_token_id,
-            media_worker_id=claim.media_worker_id,
-            media_reservation_id=claim.media_reservation_id,
-            stream_url=claim.stream_url,
-            transcript=[],
-            events=[],
-        )
-        .returning(_ATTEMPTS.c.attempt_no)
-    )
-    return attempt_no_written
+    return attempt_no
 
 
+# `set_config(..., true)` is SET LOCAL inside the statement itself, so a lone autocommitted
+# UPDATE gets the asynchronous commit without a transaction's extra round trips.
 _RECORD_DIALED = (
-    update(CallAttempt)
-    .where(CallAttempt.id == bindparam("attempt_id"), CallAttempt.provider_call_sid.is_(None))
+    update(_ATTEMPTS)
+    .where(
+        _ATTEMPTS.c.id == bindparam("attempt_id"),
+        _ATTEMPTS.c.provider_call_sid.is_(None),
+        func.set_config("synchronous_commit", "off", True).is_not(None),
+    )
     .values(
         provider_call_sid=bindparam("call_sid"),
         state=AttemptState.DIALING,
         dialed_at=func.now(),
     )
-    .execution_options(synchronize_session=False)
 )
 
 
-def record_dialed(session: Session, attempt_id: uuid.UUID, call_sid: str) -> None:
+def record_dialed(connection: Session | Connection, attempt_id: uuid.UUID, call_sid: str) -> None:
     """Committed without waiting for the WAL flush: were this write lost in a database
     crash, the attempt would keep no SID and the reconciler would adopt the call from the
     carrier (find_calls), so nothing is dialed twice. The claim before the dial stays
     fully durable."""
-    session.execute(text("SET LOCAL synchronous_commit = off"))
-    session.execute(_RECORD_DIALED, {"attempt_id": attempt_id, "call_sid": call_sid})
+    connection.execute(_RECORD_DIALED, {"attempt_id": attempt_id, "call_sid": call_sid})
 
 
 def abandon_dial(session: Session, attempt_id: uuid.UUID, lead_id: uuid.UUID, error: str) -> bool:

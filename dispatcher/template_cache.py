@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from shared.db.models import Template
@@ -17,7 +17,7 @@ _definitions: dict[uuid.UUID, TemplateDefinition] = {}
 
 
 def definitions(
-    session: Session, template_ids: Iterable[uuid.UUID]
+    session: Session | Connection, template_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, TemplateDefinition]:
     wanted = set(template_ids)
     missing = [tid for tid in wanted if tid not in _definitions]
@@ -32,5 +32,5 @@ def definitions(
     return {tid: _definitions[tid] for tid in wanted}
 
 
-def definition(session: Session, template_id: uuid.UUID) -> TemplateDefinition:
+def definition(session: Session | Connection, template_id: uuid.UUID) -> TemplateDefinition:
     return definitions(session, [template_id])[template_id]

@@ -18,7 +18,13 @@ from dispatcher.alerts import Alerter
 from dispatcher.intake.validate import IntakeLimits
 from dispatcher.providers import CallProvider, ProviderOptions, provider_from_options
 from dispatcher.reconciler import Reconciler
-from shared.coordination import AlertThrottle, ChannelLeases, MediaSlots, RateLimiter
+from shared.coordination import (
+    AdmissionGates,
+    AlertThrottle,
+    ChannelLeases,
+    MediaSlots,
+    RateLimiter,
+)
 from shared.db.session import make_engine, make_session_factory
 from shared.settings import Settings
 
@@ -32,6 +38,11 @@ class WorkerContext:
     @cached_property
     def engine(self) -> Engine:
         return make_engine(self.settings, pool_size=5)
+
+    @cached_property
+    def admission_engine(self) -> Engine:
+        # No pre-ping: admission handles a dead pooled connection itself, one round trip less.
+        return make_engine(self.settings, pool_size=2, pre_ping=False)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
@@ -75,10 +86,12 @@ class WorkerContext:
     @cached_property
     def admission(self) -> Admission:
         return Admission(
+            engine=self.admission_engine,
             sessions=self.sessions,
             limiter=RateLimiter(self.redis),
             channels=self.channels,
             slots=self.slots,
+            gates=AdmissionGates(self.redis),
             provider=self.provider,
             alerter=self.alerter,
             options=AdmissionOptions.from_settings(self.settings),
@@ -98,7 +111,13 @@ class WorkerContext:
         )
 
     def close(self) -> None:
-        for name, closer in (("engine", "dispose"), ("redis", "close"), ("http", "close")):
+        closers = (
+            ("engine", "dispose"),
+            ("admission_engine", "dispose"),
+            ("redis", "close"),
+            ("http", "close"),
+        )
+        for name, closer in closers:
             if name in self.__dict__:
                 getattr(self.__dict__.pop(name), closer)()
         for name in ("sessions", "channels", "slots", "alerter", "admission", "reconciler"):

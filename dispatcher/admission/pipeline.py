@@ -3,6 +3,11 @@
 Cheap checks come before scarce ones, and whatever a dispatch takes (channel token, media
 slot, rate-window entry) is given back if a later step fails: an ExitStack holds the
 releases until the attempt row owns the resources.
+
+The common path costs three statements on one autocommit connection: the admission view
+(lead, suppression, numbers), the claim (lead to DIALING plus the attempt row), and the SID.
+Each is atomic on its own, so none needs a transaction's BEGIN/COMMIT round trips; the rarer
+endings (finish, defer, refused dial) run in ordinary transactions.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.admission.backoff import capacity_backoff_s
 from dispatcher.admission.numbers import NumberUnavailable, OutboundNumber, outbound_numbers
 from dispatcher.admission.options import AdmissionOptions
 from dispatcher.admission.snapshot import LeadSnapshot, load_queued_lead
-from dispatcher.admission.suppression import is_suppressed
 from dispatcher.admission.window import next_opening, recipient_zones
 from dispatcher.alerts import Alerter
 from dispatcher.lead_state import (
@@ -39,7 +45,14 @@ from dispatcher.providers import (
     ProviderError,
 )
 from shared.call_tokens import issue_call_token
-from shared.coordination import ChannelLeases, MediaSlots, RateLimiter
+from shared.coordination import (
+    AdmissionGates,
+    ChannelLeases,
+    GateNumber,
+    GateRefused,
+    MediaSlots,
+    RateLimiter,
+)
 from shared.db.session import transaction
 from shared.enums import DeferralReason, Outcome
 
@@ -65,53 +78,70 @@ class Admission:
     def __init__(
         self,
         *,
+        engine: Engine,
         sessions: sessionmaker[Session],
         limiter: RateLimiter,
         channels: ChannelLeases,
         slots: MediaSlots,
+        gates: AdmissionGates,
         provider: CallProvider,
         alerter: Alerter,
         options: AdmissionOptions,
         rng: random.Random | None = None,
     ) -> None:
+        self.engine = engine
         self.sessions = sessions
         self.limiter = limiter
         self.channels = channels
         self.slots = slots
+        self.gates = gates
         self.provider = provider
         self.alerter = alerter
         self.options = options
         self.rng = rng or random.Random()
 
     def admit(self, lead_id: uuid.UUID, now: datetime) -> Verdict:
-        with transaction(self.sessions) as session:
-            lead = load_queued_lead(session, lead_id)
+        connection, lead = self._connect_and_load(lead_id)
+        with connection:
             if lead is None:
                 return SKIPPED
-            early = self._structural_gates(session, lead, now)
+            early = self._structural_gates(connection, lead, now)
             if isinstance(early, Verdict):
                 return early
-        return self._capacity_gates_and_dial(lead, early, now)
+            return self._capacity_gates_and_dial(connection, lead, early, now)
+
+    def _connect_and_load(self, lead_id: uuid.UUID) -> tuple[Connection, LeadSnapshot | None]:
+        """An autocommit connection and the lead's admission view. The engine may skip the
+        pool's pre-ping: a connection that died in the pool (PostgreSQL restarted) fails this
+        read-only first statement, which is then simply repeated on a fresh one."""
+        for last_try in (False, True):
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                return connection, load_queued_lead(connection, lead_id)
+            except DBAPIError as exc:
+                connection.close()
+                if last_try or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
 
     # Gates 2-4: calling window, suppression, outbound number (PostgreSQL only).
     def _structural_gates(
-        self, session: Session, lead: LeadSnapshot, now: datetime
+        self, connection: Connection, lead: LeadSnapshot, now: datetime
     ) -> Verdict | list[OutboundNumber]:
         zones = recipient_zones(lead.timezone, lead.phone, lead.merchant_timezone)
         opening = next_opening(lead.definition.calling_window, now, zones)
         if opening is None or (lead.deadline is not None and opening >= lead.deadline):
-            finish(session, lead.id, Outcome.EXPIRED)
-            return Verdict("finished", Outcome.EXPIRED)
+            return self._finish(lead, Outcome.EXPIRED)
         if opening > now:
-            defer(session, lead.id, until=opening, reason=DeferralReason.WINDOW_CLOSED)
-            return Verdict("deferred", DeferralReason.WINDOW_CLOSED)
-        if is_suppressed(session, lead.merchant_id, lead.phone):
-            finish(session, lead.id, Outcome.DNC)
-            return Verdict("finished", Outcome.DNC)
+            return self._defer(lead, opening, DeferralReason.WINDOW_CLOSED)
+        if lead.suppressed:
+            return self._finish(lead, Outcome.DNC)
         try:
-            return outbound_numbers(session, lead.merchant_id, lead.definition.outbound_number)
+            return outbound_numbers(
+                connection, lead.merchant_id, lead.definition.outbound_number, lead.numbers
+            )
         except NumberUnavailable as exc:
-            finish(session, lead.id, Outcome.NUMBER_UNAVAILABLE)
+            verdict = self._finish(lead, Outcome.NUMBER_UNAVAILABLE)
             self.alerter.raise_alert(
                 "number_unavailable",
                 f"{lead.merchant_id}:{lead.template_id}",
@@ -120,7 +150,7 @@ class Admission:
                 merchant_id=str(lead.merchant_id),
                 template_id=str(lead.template_id),
             )
-            return Verdict("finished", Outcome.NUMBER_UNAVAILABLE)
+            return verdict
 
     def _rate_limit(self, lead: LeadSnapshot) -> tuple[int, int]:
         return (
@@ -128,61 +158,62 @@ class Admission:
             lead.rate_limit_window_s or self.options.default_rate_limit_window_s,
         )
 
-    # Gates 5-9: rate peek, channel, media slot, rate record, attempt row, dial.
+    # Gates 5-9: rate peek, channel, media slot, rate record (one atomic Redis step), then
+    # the attempt row and the dial.
     def _capacity_gates_and_dial(
-        self, lead: LeadSnapshot, numbers: list[OutboundNumber], now: datetime
+        self,
+        connection: Connection,
+        lead: LeadSnapshot,
+        numbers: list[OutboundNumber],
+        now: datetime,
     ) -> Verdict:
         limit, window_s = self._rate_limit(lead)
         merchant = str(lead.merchant_id)
-        peek = self.limiter.peek(merchant, lead.phone, limit=limit, window_s=window_s)
-        if not peek.allowed:
-            until = now + timedelta(milliseconds=peek.retry_after_ms)
-            return self._defer(lead, until, DeferralReason.RATE_LIMITED)
+        attempt_id = uuid.uuid4()
+        taken = self.gates.take(
+            merchant_id=merchant,
+            e164=lead.phone,
+            rate_member=str(attempt_id),
+            limit=limit,
+            window_s=window_s,
+            numbers=[GateNumber(str(n.id), n.max_channels) for n in numbers],
+            lease_ttl_s=self.options.channel_lease_ttl_s,
+            reservation_ttl_s=self.options.media_reservation_ttl_s,
+        )
+        if isinstance(taken, GateRefused):
+            return self._refused(lead, taken, now)
+        number = numbers[taken.number_index]
         with ExitStack() as undo:
-            number, token_id = self._acquire_channel(numbers)
-            if token_id is None:
-                return self._defer_capacity(lead, now, DeferralReason.CHANNELS_BUSY)
-            undo.callback(self.channels.release, str(number.id), token_id)
-            slot = self.slots.reserve(reservation_ttl_s=self.options.media_reservation_ttl_s)
-            if slot is None:
-                return self._defer_capacity(lead, now, DeferralReason.MEDIA_BUSY)
-            undo.callback(self.slots.release, slot.worker_id, slot.reservation_id)
-            attempt_id = uuid.uuid4()
-            recorded = self.limiter.record(
-                merchant, lead.phone, member=str(attempt_id), limit=limit, window_s=window_s
-            )
-            if not recorded.allowed:
-                until = now + timedelta(milliseconds=recorded.retry_after_ms)
-                return self._defer(lead, until, DeferralReason.RATE_LIMITED)
-            undo.callback(self.limiter.forget, merchant, lead.phone, str(attempt_id))
+            undo.callback(self.channels.release, str(number.id), taken.channel_token_id)
+            undo.callback(self.slots.release, taken.worker_id, taken.reservation_id)
+            undo.callback(self.limiter.forget, merchant, lead.phone, taken.rate_member)
             claim = DialClaim(
                 attempt_id,
                 number.id,
-                token_id,
-                slot.worker_id,
-                slot.reservation_id,
-                slot.stream_url,
+                taken.channel_token_id,
+                taken.worker_id,
+                taken.reservation_id,
+                taken.stream_url,
             )
-            with transaction(self.sessions) as session:
-                if claim_for_dial(session, lead.id, claim) is None:
-                    return SKIPPED
+            if claim_for_dial(connection, lead.id, claim) is None:
+                return SKIPPED
             # The attempt row now owns the channel, slot and window entry.
             undo.pop_all()
-        return self._dial(lead, number, claim, now)
+        return self._dial(connection, lead, number, claim, now)
 
-    def _acquire_channel(self, numbers: list[OutboundNumber]) -> tuple[OutboundNumber, str | None]:
-        for number in numbers:
-            token = self.channels.try_acquire(
-                str(number.id),
-                max_channels=number.max_channels,
-                lease_ttl_s=self.options.channel_lease_ttl_s,
-            )
-            if token is not None:
-                return number, token
-        return numbers[0], None
+    def _refused(self, lead: LeadSnapshot, refused: GateRefused, now: datetime) -> Verdict:
+        if refused.reason == "rate_limited":
+            until = now + timedelta(milliseconds=refused.retry_after_ms)
+            return self._defer(lead, until, DeferralReason.RATE_LIMITED)
+        reason = {
+            "channels_busy": DeferralReason.CHANNELS_BUSY,
+            "media_busy": DeferralReason.MEDIA_BUSY,
+        }[refused.reason]
+        return self._defer_capacity(lead, now, reason)
 
     def _dial(
         self,
+        connection: Connection,
         lead: LeadSnapshot,
         number: OutboundNumber,
         claim: DialClaim,
@@ -214,8 +245,7 @@ class Admission:
             return Verdict("unconfirmed", DeferralReason.DIAL_UNCONFIRMED, attempt_id)
         except ProviderError as exc:
             return self._dial_refused(lead, claim, exc, now)
-        with transaction(self.sessions) as session:
-            record_dialed(session, attempt_id, placed.call_sid)
+        record_dialed(connection, attempt_id, placed.call_sid)
         return Verdict("dialed", None, attempt_id, placed.call_sid)
 
     def _dial_refused(
@@ -244,6 +274,11 @@ class Admission:
             )
             finish(session, lead.id, outcome)
             return Verdict("finished", outcome, attempt_id)
+
+    def _finish(self, lead: LeadSnapshot, outcome: Outcome) -> Verdict:
+        with transaction(self.sessions) as session:
+            finish(session, lead.id, outcome)
+        return Verdict("finished", outcome)
 
     def _defer(self, lead: LeadSnapshot, until: datetime, reason: DeferralReason) -> Verdict:
         with transaction(self.sessions) as session:

@@ -1,4 +1,5 @@
-"""Loads what admission needs to know about one queued lead, in one read."""
+"""Loads what admission needs to know about one queued lead, in one statement: the lead and
+its merchant, whether the recipient is suppressed, and the numbers that could carry the call."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
+from dispatcher.admission.numbers import NumberRow
+from dispatcher.admission.suppression import RECIPIENT_SUPPRESSED
 from dispatcher.template_cache import definition
-from shared.db.models import Lead, Merchant
+from shared.db.models import Lead, Merchant, PhoneNumber
 from shared.enums import LeadStatus
 from shared.templates import TemplateDefinition
 
@@ -30,10 +33,36 @@ class LeadSnapshot:
     merchant_timezone: str
     rate_limit_calls: int | None
     rate_limit_window_s: int | None
+    # The do-not-call gate's answer: the merchant's own list or the global one.
+    suppressed: bool = False
+    # The merchant's numbers and the shared pool's, enabled or not, ordered by E.164.
+    numbers: tuple[NumberRow, ...] = ()
 
 
-# Built once: admission runs this for every dispatch, and constructing the statement
-# costs more CPU than PostgreSQL spends answering it.
+_NUMBERS = (
+    select(
+        func.coalesce(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_array(
+                        PhoneNumber.id,
+                        PhoneNumber.e164,
+                        PhoneNumber.max_channels,
+                        PhoneNumber.enabled,
+                        PhoneNumber.merchant_id,
+                    ),
+                    PhoneNumber.e164,
+                )
+            ),
+            func.json_build_array(),
+        )
+    )
+    .where(or_(PhoneNumber.merchant_id == Lead.merchant_id, PhoneNumber.merchant_id.is_(None)))
+    .scalar_subquery()
+)
+
+# Built once: admission runs this for every dispatch, and constructing the statement costs
+# more CPU than PostgreSQL spends answering it. One round trip instead of one per gate.
 _QUEUED_LEAD = (
     select(
         Lead.id,
@@ -47,15 +76,17 @@ _QUEUED_LEAD = (
         Merchant.default_timezone,
         Merchant.rate_limit_calls,
         Merchant.rate_limit_window_s,
+        RECIPIENT_SUPPRESSED.label("suppressed"),
+        _NUMBERS.label("numbers"),
     )
     .join(Merchant, Merchant.id == Lead.merchant_id)
     .where(Lead.id == bindparam("lead_id"), Lead.status == LeadStatus.QUEUED)
 )
 
 
-def load_queued_lead(session: Session, lead_id: uuid.UUID) -> LeadSnapshot | None:
+def load_queued_lead(connection: Connection, lead_id: uuid.UUID) -> LeadSnapshot | None:
     """The lead if it is still QUEUED (else None: a redelivered task has nothing to do)."""
-    row = session.execute(_QUEUED_LEAD, {"lead_id": lead_id}).first()
+    row = connection.execute(_QUEUED_LEAD, {"lead_id": lead_id}).first()
     if row is None:
         return None
     return LeadSnapshot(
@@ -67,8 +98,10 @@ def load_queued_lead(session: Session, lead_id: uuid.UUID) -> LeadSnapshot | Non
         deadline=row.deadline,
         timezone=row.timezone,
         deferrals=row.deferrals,
-        definition=definition(session, row.template_id),
+        definition=definition(connection, row.template_id),
         merchant_timezone=row.default_timezone,
         rate_limit_calls=row.rate_limit_calls,
         rate_limit_window_s=row.rate_limit_window_s,
+        suppressed=row.suppressed,
+        numbers=tuple(NumberRow.from_json(item) for item in row.numbers),
     )

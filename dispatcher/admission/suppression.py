@@ -1,27 +1,13 @@
-"""The do-not-call gate: a merchant's own list and the global one."""
+"""The do-not-call gate: a merchant's own list and the global one, as a condition on the
+lead row so the admission view answers it in the same round trip as everything else."""
 
 from __future__ import annotations
 
-import uuid
+from sqlalchemy import exists, or_
 
-from sqlalchemy import bindparam, or_, select
-from sqlalchemy.orm import Session
+from shared.db.models import Lead, Suppression
 
-from shared.db.models import Suppression
-
-_SUPPRESSED = (
-    select(Suppression.id)
-    .where(
-        Suppression.e164 == bindparam("e164"),
-        or_(
-            Suppression.merchant_id == bindparam("merchant_id"),
-            Suppression.merchant_id.is_(None),
-        ),
-    )
-    .limit(1)
+RECIPIENT_SUPPRESSED = exists().where(
+    Suppression.e164 == Lead.phone,
+    or_(Suppression.merchant_id == Lead.merchant_id, Suppression.merchant_id.is_(None)),
 )
-
-
-def is_suppressed(session: Session, merchant_id: uuid.UUID, e164: str) -> bool:
-    found = session.scalar(_SUPPRESSED, {"e164": e164, "merchant_id": merchant_id})
-    return found is not None

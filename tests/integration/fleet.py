@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import redis
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.admission.options import AdmissionOptions
@@ -27,7 +27,13 @@ from dispatcher.reconciler import Reconciler
 from dispatcher.sweep import claim_due
 from dispatcher.tasks.finalize import release_held
 from dispatcher.templates_store import save_template
-from shared.coordination import AlertThrottle, ChannelLeases, MediaSlots, RateLimiter
+from shared.coordination import (
+    AdmissionGates,
+    AlertThrottle,
+    ChannelLeases,
+    MediaSlots,
+    RateLimiter,
+)
 from shared.db.models import CallAttempt, Lead, PhoneNumber
 from shared.db.session import transaction
 from shared.enums import NumberProvider, Outcome
@@ -69,6 +75,12 @@ class Fleet:
     alert_posts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def engine(self) -> Engine:
+        bind = self.sessions.kw["bind"]
+        assert isinstance(bind, Engine)
+        return bind
+
+    @property
     def channels(self) -> ChannelLeases:
         return ChannelLeases(self.redis)
 
@@ -103,17 +115,24 @@ class Fleet:
         self.slots.advertise(MEDIA_WORKER, stream_url=STREAM_URL, slots=slots, heartbeat_ttl_s=300)
 
     def admission(
-        self, *, limiter: RateLimiter | None = None, provider: Any = None, **option_changes: Any
+        self,
+        *,
+        limiter: RateLimiter | None = None,
+        provider: Any = None,
+        engine: Engine | None = None,
+        **option_changes: Any,
     ) -> Admission:
         options = AdmissionOptions.from_settings(self.settings)
         if option_changes:
             options = AdmissionOptions(**{**options.__dict__, **option_changes})
         transport = httpx.MockTransport(self._record_alert)
         return Admission(
+            engine=engine or self.engine,
             sessions=self.sessions,
             limiter=limiter or self.limiter,
             channels=self.channels,
             slots=self.slots,
+            gates=AdmissionGates(self.redis),
             provider=provider or self.provider,
             alerter=Alerter(
                 AlertThrottle(self.redis),

@@ -9,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from dispatcher.providers import InstantProvider, InvalidDestination, ProviderUnavailable
-from shared.coordination import RateDecision, RateLimiter
 from shared.db.models import PhoneNumber, Suppression, WebhookDelivery
-from shared.db.session import transaction
+from shared.db.session import make_engine, transaction
 from shared.enums import AttemptState, DeferralReason, LeadStatus, Outcome
 from tests.integration.fleet import MEDIA_WORKER, STREAM_URL, Fleet, template_document
 
@@ -204,25 +203,6 @@ def test_no_media_slot_releases_the_channel(fleet: Any) -> None:
     assert f.window_entries(PHONE) == 0
 
 
-class RacedLimiter(RateLimiter):
-    """Another dispatcher recorded between this one's peek and record."""
-
-    def peek(self, *args: Any, **kwargs: Any) -> RateDecision:
-        return RateDecision(allowed=True, retry_after_ms=0, count=0)
-
-
-def test_losing_the_record_race_releases_channel_and_slot(fleet: Any) -> None:
-    f: Fleet = fleet()
-    for _ in range(3):
-        assert f.dispatch(queued_lead(f)).action == "dialed"
-    free_before = f.slots.free_slots()
-    verdict = f.dispatch(queued_lead(f), admission=f.admission(limiter=RacedLimiter(f.redis)))
-    assert (verdict.action, verdict.reason) == ("deferred", DeferralReason.RATE_LIMITED)
-    assert f.channels.in_use(f.number_id()) == 3
-    assert f.slots.free_slots() == free_before
-    assert len(f.provider.placed_calls) == 3
-
-
 def test_retryable_carrier_error_defers_without_spending_an_attempt(fleet: Any) -> None:
     f: Fleet = fleet()
     flaky = InstantProvider(
@@ -270,3 +250,24 @@ def test_cancelled_while_queued_is_not_dialed(fleet: Any) -> None:
         cancel_lead(session, f.merchant_id, lead_id)
     assert f.dispatch(lead_id).action == "skipped"
     assert f.provider.placed_calls == []
+
+
+def test_a_connection_that_died_in_the_pool_is_replaced_without_a_pre_ping(
+    fleet: Any, settings: Any
+) -> None:
+    """Admission's engine skips the pool's pre-ping; a pooled connection whose server
+    process is gone (PostgreSQL restarted) fails the first read, which is retried once."""
+    f: Fleet = fleet()
+    engine = make_engine(settings, pool_size=1, pre_ping=False)
+    try:
+        admission = f.admission(engine=engine)
+        with engine.connect() as connection:
+            pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with transaction(f.sessions) as session:
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        verdict = f.dispatch(queued_lead(f), admission=admission)
+        assert verdict.action == "dialed"
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        engine.dispose()
