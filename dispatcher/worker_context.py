@@ -26,6 +26,7 @@ from shared.coordination import (
     RateLimiter,
 )
 from shared.db.session import make_engine, make_session_factory
+from shared.fleet_metrics import FleetCounters
 from shared.settings import Settings
 
 
@@ -51,6 +52,10 @@ class WorkerContext:
     @cached_property
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.settings.redis_url)
+
+    @cached_property
+    def counters(self) -> FleetCounters:
+        return FleetCounters(self.redis)
 
     @cached_property
     def http(self) -> httpx.Client:
@@ -111,6 +116,8 @@ class WorkerContext:
         )
 
     def close(self) -> None:
+        if "counters" in self.__dict__:
+            self.__dict__.pop("counters").flush()
         closers = (
             ("engine", "dispose"),
             ("admission_engine", "dispose"),

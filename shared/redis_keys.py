@@ -63,3 +63,8 @@ def call_token_used(token_id: str) -> str:
 def sim_stt_channel(call_sid: str) -> str:
     """Pub/sub channel where the simulated callee publishes what it said (the `sim` STT)."""
     return f"{PREFIX}:sim:stt:{call_sid}"
+
+
+def fleet_metrics() -> str:
+    """Hash of fleet-wide counter and histogram values, added to by every process."""
+    return f"{PREFIX}:metrics"

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import redis
 from fastapi import FastAPI
 
-from dispatcher.api import health, leads, telephony
+from dispatcher.api import health, leads, metrics, telephony
 from dispatcher.api.body_limit import BodyLimitMiddleware
 from dispatcher.api.deps import ApiDeps
 from dispatcher.api.errors import install_error_handlers
@@ -51,4 +51,5 @@ def create_app(settings: Settings | None = None, *, tasks: TaskSender | None = N
     app.include_router(leads.router)
     app.include_router(telephony.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from dispatcher.sweep import claim_due, claim_if_due
 from dispatcher.worker_context import WorkerContext
 from shared.coordination import periodic_lock
 from shared.db.session import transaction
+from shared.fleet_metrics import ADMISSION_SECONDS, DISPATCHES
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +62,12 @@ def dispatch(self: Task[Any, Any], lead_id: str) -> str:
     context = WorkerContext.of(self.app)
     structlog.contextvars.bind_contextvars(lead_id=lead_id)
     try:
+        started = time.perf_counter()
         verdict = context.admission.admit(uuid.UUID(lead_id), datetime.now(UTC))
+        counters = context.counters
+        counters.observe(ADMISSION_SECONDS, time.perf_counter() - started)
+        counters.inc(DISPATCHES, verdict.action, verdict.reason or "")
+        counters.maybe_flush()
         log.info(
             "dispatched",
             action=verdict.action,

@@ -16,6 +16,7 @@ from dispatcher.webhooks import DeliveryOutcome, deliver, retry_delay_s
 from dispatcher.worker_context import WorkerContext
 from shared.db.models import Merchant, WebhookDelivery
 from shared.db.session import transaction
+from shared.fleet_metrics import WEBHOOK_DELIVERIES
 
 log = structlog.get_logger(__name__)
 BATCH = 50
@@ -63,6 +64,7 @@ def _deliver_one(context: WorkerContext) -> bool:
         else:
             wait_s = max(result.retry_after_s or 0, retry_delay_s(delivery.attempts, rng=_rng))
             delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=wait_s)
+        context.counters.inc(WEBHOOK_DELIVERIES, str(result.outcome))
         log.info(
             "webhook_delivery",
             delivery_id=str(delivery.id),
@@ -79,4 +81,5 @@ def deliver_webhooks(self: Task[Any, Any]) -> int:
     sent = 0
     while sent < BATCH and _deliver_one(context):
         sent += 1
+    context.counters.maybe_flush()
     return sent

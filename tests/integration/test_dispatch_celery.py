@@ -20,6 +20,7 @@ from dispatcher.worker_context import WorkerContext
 from shared.coordination import periodic_lock
 from shared.db.models import WebhookDelivery
 from shared.enums import LeadStatus, Outcome
+from shared.fleet_metrics import read_fleet_metrics
 from shared.settings import Settings
 from tests.integration.fleet import Fleet
 
@@ -94,6 +95,17 @@ def test_submitted_lead_is_dialed_at_once_and_finalized_by_carrier_events(
             return row is not None and row.status == "SKIPPED"  # merchant has no URL
 
     wait_for(webhook_settled)
+
+    WorkerContext.of(worker_app).counters.flush()
+    families = {family.name: family for family in read_fleet_metrics(f.redis)}
+    dispatches = {
+        tuple(s.labels.values()): s.value for s in families["callfleet_dispatches"].samples
+    }
+    assert dispatches == {("dialed", ""): 1}
+    admission = {s.name: s.value for s in families["callfleet_admission_seconds"].samples}
+    assert admission["callfleet_admission_seconds_count"] == 1
+    deliveries = families["callfleet_webhook_deliveries"].samples
+    assert [(s.labels["result"], s.value) for s in deliveries] == []  # skipped: no URL, no send
 
 
 def test_a_second_beat_finds_the_sweep_locked(
