@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
+from dispatcher import task_display
 from dispatcher.providers import CallProvider
 from dispatcher.worker_context import WorkerContext
 from shared.settings import Settings
@@ -58,6 +59,7 @@ def create_celery(settings: Settings, *, provider: CallProvider | None = None) -
         worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
     )
+    task_display.install()
     WorkerContext.attach(celery, WorkerContext(settings, provider))
     for module in TASK_MODULES:
         __import__(f"dispatcher.tasks.{module}")
