@@ -28,19 +28,32 @@ class AnsweredCall:
 
 
 def route_for(session: Session, called: str) -> InboundRoute | None:
-    """The called number's active inbound template, or None (unknown or unconfigured)."""
+    """The template that answers the called number, or None (unknown or unconfigured).
+
+    An active orchestrator whose `inbound_number` is this number answers it (the database
+    keeps that to one); otherwise the number's own `inbound_template`. The call starts in the
+    template found; an orchestrator's agents are loaded by the media worker with it.
+    """
     number = session.scalar(
         select(PhoneNumber).where(PhoneNumber.e164 == called, PhoneNumber.enabled.is_(True))
     )
-    if number is None or number.merchant_id is None or number.inbound_template is None:
+    if number is None or number.merchant_id is None:
         return None
     template = session.scalar(
         select(Template).where(
             Template.merchant_id == number.merchant_id,
-            Template.name == number.inbound_template,
+            Template.inbound_number == number.e164,
             Template.active.is_(True),
         )
     )
+    if template is None and number.inbound_template is not None:
+        template = session.scalar(
+            select(Template).where(
+                Template.merchant_id == number.merchant_id,
+                Template.name == number.inbound_template,
+                Template.active.is_(True),
+            )
+        )
     return InboundRoute(number, template) if template is not None else None
 
 

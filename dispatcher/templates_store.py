@@ -1,15 +1,25 @@
-"""Saving conversation templates: validate, then add a new active version."""
+"""Saving conversation templates: validate, then add a new active version.
+
+Errors: `TemplateInvalid` (shared.templates) lists every problem of the document, its
+orchestrator's agents included; `InboundNumberTaken` is the database refusing a second active
+orchestrator on one inbound number.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.db.models import Merchant, Template
-from shared.templates import parse_template
+from dispatcher.template_cache import definitions
+from shared.db.models import Merchant, PhoneNumber, Template
+from shared.templates import TemplateDefinition, TemplateInvalid, agent_problems, parse_template
+
+INBOUND_ORCHESTRATOR_INDEX = "uq_templates_inbound_orchestrator"
 
 
 @dataclass(frozen=True)
@@ -19,12 +29,35 @@ class SavedTemplate:
     version: int
 
 
+class InboundNumberTaken(Exception):
+    """Another active orchestrator already answers `number` (the database's unique index
+    `uq_templates_inbound_orchestrator` said so)."""
+
+    def __init__(self, number: str, holder: str | None) -> None:
+        self.number = number
+        self.holder = holder
+        by = f"orchestrator '{holder}'" if holder else "another orchestrator"
+        super().__init__(
+            f"number {number} already answers inbound calls with {by}; at most one orchestrator "
+            "per inbound number (clear inbound_number on one of them)"
+        )
+
+
 def save_template(session: Session, merchant_id: uuid.UUID, document: object) -> SavedTemplate:
     """Validate `document` (raises TemplateInvalid listing every problem) and make it the
-    active version of its name. Earlier versions stay for the leads that reference them."""
+    active version of its name. Earlier versions stay for the leads that reference them.
+
+    An orchestrator's agents must be active templates of the same merchant that fit it
+    (`agent_problems`), and its `inbound_number` one of the merchant's numbers; a second active
+    orchestrator on that number raises `InboundNumberTaken`.
+    """
     definition = parse_template(document)
     # Serialise concurrent saves for one merchant so versions never collide.
     session.execute(select(Merchant.id).where(Merchant.id == merchant_id).with_for_update())
+    if definition.orchestrator is not None:
+        problems = orchestrator_problems(session, merchant_id, definition)
+        if problems:
+            raise TemplateInvalid(problems)
     latest = session.scalar(
         select(func.max(Template.version)).where(
             Template.merchant_id == merchant_id, Template.name == definition.name
@@ -35,6 +68,9 @@ def save_template(session: Session, merchant_id: uuid.UUID, document: object) ->
         .where(Template.merchant_id == merchant_id, Template.name == definition.name)
         .values(active=False)
     )
+    inbound_number = (
+        None if definition.orchestrator is None else definition.orchestrator.inbound_number
+    )
     template = Template(
         merchant_id=merchant_id,
         name=definition.name,
@@ -42,7 +78,60 @@ def save_template(session: Session, merchant_id: uuid.UUID, document: object) ->
         # Every key, nulls included: some (calling_window) must be explicit to parse again.
         definition=definition.model_dump(mode="json"),
         active=True,
+        inbound_number=inbound_number,
     )
-    session.add(template)
-    session.flush()
+    try:
+        # A savepoint, so that the refusal below can still name the orchestrator holding it.
+        with session.begin_nested():
+            session.add(template)
+            session.flush()
+    except IntegrityError as exc:
+        if inbound_number is None or INBOUND_ORCHESTRATOR_INDEX not in str(exc.orig):
+            raise
+        raise InboundNumberTaken(inbound_number, _holder(session, inbound_number)) from exc
     return SavedTemplate(template.id, template.name, template.version)
+
+
+def orchestrator_problems(
+    session: Session, merchant_id: uuid.UUID, definition: TemplateDefinition
+) -> list[str]:
+    """What the database says is wrong with `definition`'s orchestrator section."""
+    spec = definition.orchestrator
+    if spec is None:
+        return []
+    agents = active_definitions(session, merchant_id, (agent.template for agent in spec.agents))
+    problems = agent_problems(definition, agents)
+    if spec.inbound_number is not None:
+        owner = session.scalar(
+            select(PhoneNumber.merchant_id).where(PhoneNumber.e164 == spec.inbound_number)
+        )
+        if owner != merchant_id:
+            problems.append(
+                f"orchestrator.inbound_number: {spec.inbound_number} is not one of this "
+                "merchant's numbers"
+            )
+    return problems
+
+
+def active_definitions(
+    session: Session, merchant_id: uuid.UUID, names: Iterable[str]
+) -> dict[str, TemplateDefinition]:
+    """The merchant's active templates among `names`, parsed, by name (absent ones left out)."""
+    wanted = set(names)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Template.name, Template.id).where(
+            Template.merchant_id == merchant_id,
+            Template.name.in_(wanted),
+            Template.active.is_(True),
+        )
+    ).all()
+    parsed = definitions(session, [template_id for _, template_id in rows])
+    return {name: parsed[template_id] for name, template_id in rows}
+
+
+def _holder(session: Session, number: str) -> str | None:
+    return session.scalar(
+        select(Template.name).where(Template.inbound_number == number, Template.active.is_(True))
+    )

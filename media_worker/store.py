@@ -1,29 +1,40 @@
 """The media worker's PostgreSQL access, run in worker threads so the event loop never
-blocks: what a call needs to start, and what it leaves behind when it ends."""
+blocks: what a call needs to start (an orchestrator's agents too), and what it leaves behind
+when it ends."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.template_cache import definition
+from dispatcher.templates_store import active_definitions
 from shared.db.models import CallAttempt, Lead
 from shared.db.session import transaction
 from shared.templates import TemplateDefinition
 
+log = structlog.get_logger(__name__)
+
 
 @dataclass(frozen=True)
 class CallContext:
+    """What a call starts with. `agents`: an orchestrator's agents by agent name, each the
+    active version of its template when the call starts (empty for other templates); an agent
+    whose template is gone, or became an orchestrator, is left out."""
+
     attempt_id: uuid.UUID
     lead_id: uuid.UUID
     payload: dict[str, Any]
     definition: TemplateDefinition
+    agents: Mapping[str, TemplateDefinition] = field(default_factory=dict)
 
 
 class CallStore:
@@ -45,14 +56,16 @@ class CallStore:
     def _load(self, attempt_id: uuid.UUID) -> CallContext | None:
         with self._sessions() as session:
             row = session.execute(
-                select(Lead.id, Lead.payload, Lead.template_id)
+                select(Lead.id, Lead.payload, Lead.template_id, Lead.merchant_id)
                 .join(CallAttempt, CallAttempt.lead_id == Lead.id)
                 .where(CallAttempt.id == attempt_id)
             ).first()
             if row is None:
                 return None
-            lead_id, payload, template_id = row
-            return CallContext(attempt_id, lead_id, payload, definition(session, template_id))
+            lead_id, payload, template_id, merchant_id = row
+            call_definition = definition(session, template_id)
+            agents = _agents(session, merchant_id, call_definition)
+            return CallContext(attempt_id, lead_id, payload, call_definition, agents)
 
     async def save_record(
         self, attempt_id: uuid.UUID, transcript: list[Any], events: list[Any]
@@ -69,3 +82,23 @@ class CallStore:
             attempt.transcript = transcript
             attempt.events = [*attempt.events, *events]
             attempt.ended_at = attempt.ended_at or datetime.now(UTC)
+
+
+def _agents(
+    session: Session, merchant_id: uuid.UUID, call_definition: TemplateDefinition
+) -> dict[str, TemplateDefinition]:
+    """An orchestrator's agents, loaded with the call so that routing never waits on the
+    database (and their voices can be prepared at once)."""
+    spec = call_definition.orchestrator
+    if spec is None:
+        return {}
+    found = active_definitions(session, merchant_id, (agent.template for agent in spec.agents))
+    agents: dict[str, TemplateDefinition] = {}
+    for agent in spec.agents:
+        target = found.get(agent.template)
+        if target is None or target.orchestrator is not None:
+            # Saved fine, changed since: the call goes on with the agents that remain.
+            log.warning("agent_unavailable", agent=agent.name, template=agent.template)
+            continue
+        agents[agent.name] = target
+    return agents

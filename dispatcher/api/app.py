@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import redis
 from fastapi import FastAPI
 
-from dispatcher.api import health, leads, metrics, telephony
+from dispatcher.api import health, leads, metrics, telephony, templates
 from dispatcher.api.body_limit import BodyLimitMiddleware
 from dispatcher.api.deps import ApiDeps
 from dispatcher.api.errors import install_error_handlers
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, *, tasks: TaskSender | None = N
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     install_error_handlers(app)
     app.include_router(leads.router)
+    app.include_router(templates.router)
     app.include_router(telephony.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -44,7 +44,13 @@ def add(
         if session.scalar(select(PhoneNumber.id).where(PhoneNumber.e164 == number)):
             raise CliError(f"number {mask_phone(number)} is already registered")
         session.add(
-            PhoneNumber(e164=number, provider=provider, max_channels=channels, merchant_id=owner)
+            PhoneNumber(
+                e164=number,
+                provider=provider,
+                max_channels=channels,
+                merchant_id=owner,
+                inbound_template=inbound_template,
+            )
         )
     pool = f"merchant {merchant}" if merchant else "the shared pool"
     typer.echo(f"number {number} added to {pool} with {channels} channel(s)")

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from dispatcher.cli.common import CliError, boundary, cli_context
 from dispatcher.merchants import merchant_by_name
-from dispatcher.templates_store import save_template
+from dispatcher.templates_store import InboundNumberTaken, save_template
 from shared.db.models import Template
 from shared.db.session import transaction
 
@@ -39,7 +39,10 @@ def load(
         owner = merchant_by_name(session, merchant)
         if owner is None:
             raise CliError(f"no merchant named '{merchant}'")
-        saved = save_template(session, owner.id, document)
+        try:
+            saved = save_template(session, owner.id, document)
+        except InboundNumberTaken as exc:
+            raise CliError(str(exc)) from exc
     typer.echo(f"template {saved.name} v{saved.version} loaded and active")
 
 

@@ -98,7 +98,7 @@ def _transition(
         bindings.record.add_traversal(
             function=function,
             from_node=flow_manager.current_node,
-            to_node=effect.to,
+            to_node=target.get("name", effect.to),  # an agent's nodes carry its prefix
             arguments=args,
         )
         return None, target

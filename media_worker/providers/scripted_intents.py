@@ -113,6 +113,25 @@ DEFAULT_INTENTS: tuple[Intent, ...] = (
         ("reschedul", "date", "slot", "another day", "different day", "postpone"),
         implies=("identity",),
     ),
+    # What the call is about, heard by an orchestrator: served by its `route_to_agent`, whose
+    # agent argument is then the enum value sharing most words with what was said.
+    Intent(
+        "route",
+        (
+            "about my",
+            "about the",
+            "about an",
+            "about a",
+            "regarding",
+            "calling about",
+            "question about",
+            "help with",
+            "my order",
+            "my delivery",
+            "my appointment",
+        ),
+        ("route", "hand the call", "hand over"),
+    ),
     Intent(
         "decline",
         ("no", "nope", "nahi", "nahin", "not really"),

@@ -91,6 +91,13 @@ class Template(TimestampMixin, Base):
             unique=True,
             postgresql_where=text("active"),
         ),
+        # At most one active orchestrator answers an inbound number (migration 0004).
+        Index(
+            "uq_templates_inbound_orchestrator",
+            "inbound_number",
+            unique=True,
+            postgresql_where=text("active AND inbound_number IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -99,6 +106,9 @@ class Template(TimestampMixin, Base):
     version: Mapped[int] = mapped_column(Integer)
     definition: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # An orchestrator's `orchestrator.inbound_number` (E.164), copied out of the document so
+    # that the index above can hold it; NULL for every other template.
+    inbound_number: Mapped[str | None] = mapped_column(String(20))
 
 
 class PhoneNumber(TimestampMixin, Base):

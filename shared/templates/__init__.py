@@ -2,13 +2,21 @@
 
 Public API: `parse_template` (raw JSON -> `TemplateDefinition`, or `TemplateInvalid` listing
 every problem), `check_payload` / `render_variables` / `render_text` for a lead's variables, and
-`load_example` for the shipped examples.
+`load_example` for the shipped examples; `agent_problems` for an orchestrator's agents.
 """
 
 from shared.templates.checks import rendered_texts
 from shared.templates.errors import TemplateInvalid
 from shared.templates.examples import example_names, load_example
 from shared.templates.fields import BUSINESS_OUTCOMES, RETRYABLE_OUTCOMES
+from shared.templates.orchestrator import (
+    MAX_ROUTES,
+    ROUTE_FUNCTION,
+    AgentSpec,
+    ContextCarry,
+    OrchestratorSpec,
+    agent_problems,
+)
 from shared.templates.parsing import parse_template
 from shared.templates.policies import (
     CallingWindow,
@@ -45,8 +53,12 @@ from shared.templates.variables import (
 
 __all__ = [
     "BUSINESS_OUTCOMES",
+    "MAX_ROUTES",
     "RETRYABLE_OUTCOMES",
+    "ROUTE_FUNCTION",
+    "AgentSpec",
     "CallingWindow",
+    "ContextCarry",
     "ContextStrategySpec",
     "EndCallEffect",
     "EndConversationAction",
@@ -54,6 +66,7 @@ __all__ = [
     "FunctionSpec",
     "Message",
     "NodeSpec",
+    "OrchestratorSpec",
     "PayloadInvalid",
     "PayloadProblem",
     "RetryPolicy",
@@ -68,6 +81,7 @@ __all__ = [
     "VoiceChoice",
     "VoiceSpec",
     "VoicemailPolicy",
+    "agent_problems",
     "check_payload",
     "escape_placeholders",
     "example_names",

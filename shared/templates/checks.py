@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from shared.templates.orchestrator import ROUTE_FUNCTION
 from shared.templates.variables import has_malformed_placeholder, placeholder_names
 
 if TYPE_CHECKING:
@@ -72,11 +73,15 @@ def _node_texts(prefix: str, node: NodeSpec) -> Iterator[tuple[str, str]]:
 
 
 def _described_texts(flow: TemplateFlow) -> Iterator[tuple[str, str]]:
-    """Texts the LLM reads verbatim (function and argument descriptions): never rendered."""
+    """Texts the LLM reads verbatim (function, argument and agent descriptions): never
+    rendered."""
     for path, function in functions(flow):
         yield f"{path}.description", function.description
         for name, prop in function.properties.items():
             yield f"{path}.properties.{name}.description", prop.description
+    if flow.orchestrator is not None:
+        for index, agent in enumerate(flow.orchestrator.agents):
+            yield f"orchestrator.agents[{index}].description", agent.description
 
 
 def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
@@ -102,7 +107,12 @@ def _graph_problems(flow: TemplateFlow) -> list[str]:
 
 
 def _dead_end_problems(flow: TemplateFlow) -> list[str]:
-    """Nodes a call can neither leave nor end in (unreachable nodes are fine, dead ends not)."""
+    """Nodes a call can neither leave nor end in (unreachable nodes are fine, dead ends not).
+
+    An orchestrator's nodes all offer `route_to_agent`, so none is a dead end.
+    """
+    if flow.orchestrator is not None:
+        return []
     if any(function.effect is not None for function in flow.global_functions):
         return []
     problems = []
@@ -118,7 +128,11 @@ def _dead_end_problems(flow: TemplateFlow) -> list[str]:
 
 
 def _name_problems(flow: TemplateFlow) -> list[str]:
-    problems = []
+    problems = [
+        f"{path}.name: '{ROUTE_FUNCTION}' is the orchestrator's built-in; choose another name"
+        for path, function in functions(flow)
+        if function.name == ROUTE_FUNCTION
+    ]
     global_index: dict[str, int] = {}
     for index, function in enumerate(flow.global_functions):
         if function.name in global_index:
@@ -180,6 +194,8 @@ def placeholder_problems(text: str, variables: Mapping[str, VariableSpec]) -> li
 
 
 def _ending_problems(flow: TemplateFlow) -> list[str]:
+    if flow.orchestrator is not None:
+        return []  # its agents end the call
     for _, function in functions(flow):
         if function.effect is not None and function.effect.kind == "end_call":
             return []

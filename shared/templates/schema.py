@@ -34,6 +34,7 @@ from shared.templates.fields import (
     Text,
     raise_if,
 )
+from shared.templates.orchestrator import OrchestratorSpec
 from shared.templates.policies import (
     CallingWindow,
     LlmProvider,
@@ -238,6 +239,9 @@ class TemplateFlow(BaseModel):
     `greeting` (rendered) is spoken as soon as the call connects, before `initial_node` is
     entered; an initial node that waits for the answer sets `respond_immediately: false`.
 
+    `orchestrator` set makes the template an orchestrator: every node also offers the built-in
+    `route_to_agent`, which hands the call to one of its agents (`orchestrator.py`).
+
     Its model validator runs the whole-flow checks (`checks.flow_problems`) and raises
     `TemplateInvalid` listing all of them. Extra keys are ignored here, so a whole template
     document validates as a `TemplateFlow` too: `parse_template` does that to report flow
@@ -252,6 +256,7 @@ class TemplateFlow(BaseModel):
     nodes: dict[Identifier, NodeSpec] = Field(min_length=1)
     global_functions: list[FunctionSpec] = Field(default_factory=list)
     voicemail: VoicemailPolicy = Field(default_factory=VoicemailPolicy)
+    orchestrator: OrchestratorSpec | None = None
 
     @model_validator(mode="after")
     def _check_flow(self) -> Self:
@@ -279,3 +284,17 @@ class TemplateDefinition(TemplateFlow):
     retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
     calling_window: CallingWindow | None  # required key: null (any time) must be a choice
     outbound_number: E164 | None = None
+
+    @model_validator(mode="after")
+    def _check_not_own_agent(self) -> Self:
+        if self.orchestrator is None:
+            return self
+        raise_if(
+            [
+                f"orchestrator.agents[{index}].template: an orchestrator cannot hand a call to "
+                "itself"
+                for index, agent in enumerate(self.orchestrator.agents)
+                if agent.template == self.name
+            ]
+        )
+        return self

@@ -82,7 +82,7 @@ def _cod_payload() -> dict[str, object]:
 
 
 def test_example_names_are_the_shipped_files() -> None:
-    assert example_names() == ["appointment_reminder", "cod_confirmation"]
+    assert example_names() == ["appointment_reminder", "cod_confirmation", "front_desk"]
 
 
 @pytest.mark.parametrize("name", ["cod_confirmation", "appointment_reminder"])
