@@ -23,7 +23,14 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared import redis_keys  # noqa: E402
-from shared.coordination import ChannelLeases, MediaSlots, RateLimiter  # noqa: E402
+from shared.coordination import (  # noqa: E402
+    AdmissionGates,
+    ChannelLeases,
+    GateNumber,
+    GateRefused,
+    MediaSlots,
+    RateLimiter,
+)
 
 BENCH_REDIS_DB = 14
 WARMUP_CALLS = 300
@@ -80,6 +87,26 @@ class Bench:
         print(f"{name:<44} {calls:>7} {rate:>11,.0f}/s {per_call_us:>8.1f} µs {shown}")
 
 
+def _admission_step(client: redis.Redis, merchant: str, phones: list[str], number_id: str) -> Body:
+    """The four capacity gates in one script, then the releases a finished call makes."""
+    gates = AdmissionGates(client)
+    numbers = [GateNumber(number_id, 1000)]
+
+    def step(i: int) -> object:
+        taken = gates.take(
+            merchant_id=merchant, e164=phones[i % len(phones)], rate_member=f"g{i}",
+            limit=1_000_000, window_s=60, numbers=numbers, lease_ttl_s=60, reservation_ttl_s=30,
+        )  # fmt: skip
+        if isinstance(taken, GateRefused):
+            raise RuntimeError(f"admission gates refused: {taken.reason}")
+        with client.pipeline(transaction=False) as pipe:
+            pipe.zrem(redis_keys.channel_leases(number_id), taken.channel_token_id)
+            pipe.zrem(redis_keys.media_reservations(taken.worker_id), taken.reservation_id)
+            return pipe.execute()
+
+    return step
+
+
 def run(client: redis.Redis, calls: int, rounds: int, batch: int) -> None:
     run_id = secrets.token_hex(4)
     merchant, number = f"bench-{run_id}", f"bench-{run_id}"
@@ -109,6 +136,7 @@ def run(client: redis.Redis, calls: int, rounds: int, batch: int) -> None:
         reservation = slots.reserve(reservation_ttl_s=30)
         return reservation and slots.release(reservation.worker_id, reservation.reservation_id)
 
+    admission_step = _admission_step(client, merchant, phones, f"{number}-g")
     bench = Bench(calls, rounds, lambda i: trivial())
     print(f"redis {client.info('server')['redis_version']}, db {BENCH_REDIS_DB}, one connection")
     print(f"{'operation':<44} {'calls':>7} {'rate':>13} {'per call':>11} {'x raw':>8}")
@@ -125,11 +153,13 @@ def run(client: redis.Redis, calls: int, rounds: int, batch: int) -> None:
             for worker_id in workers[:live]:
                 slots.advertise(worker_id, stream_url="wss://bench", slots=50, heartbeat_ttl_s=300)
             bench.measure(f"media reserve+release, {live} workers (pairs)", media_pair, trips=2)
+        bench.measure("gates in one script, 64 workers (+release)", admission_step, trips=2)
     finally:
         for worker_id in workers:
             slots.withdraw(worker_id)
         client.delete(*(redis_keys.rate_window(merchant, phone) for phone in phones))
         client.delete(redis_keys.channel_leases(number))
+        client.delete(redis_keys.channel_leases(f"{number}-g"))
     bench.line("raw EVALSHA `return 1` (all rounds)", bench.raw_calls, bench.raw_seconds, None)
     print("x raw: median over rounds of time per round trip / raw EVALSHA's in the same round;")
     print("       a pair makes two round trips, the pipelined line counts one per script")
