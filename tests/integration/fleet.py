@@ -187,11 +187,23 @@ class Fleet:
         return (admission or self.admission()).admit(lead_id, now or datetime.now(UTC))
 
     def finalize(
-        self, attempt_id: uuid.UUID, outcome: Outcome, source: str = "carrier"
+        self,
+        attempt_id: uuid.UUID,
+        outcome: Outcome,
+        source: str = "carrier",
+        record: dict[str, Any] | None = None,
     ) -> Finalized:
+        """`record`: a `CallRecord.to_finalize_record()` (transcript and events)."""
+        record = record or {}
         with transaction(self.sessions) as session:
             result = finalize_attempt(
-                session, attempt_id, outcome, source=source, now=datetime.now(UTC)
+                session,
+                attempt_id,
+                outcome,
+                source=source,
+                now=datetime.now(UTC),
+                transcript=record.get("transcript"),
+                events=record.get("events"),
             )
         release_held(self.channels, self.slots, result)
         return result
