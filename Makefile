@@ -41,6 +41,7 @@ bench: services
 	$(WITH_SERVICES) $(BIN)/python bench/ingest.py
 	$(WITH_SERVICES) $(BIN)/python bench/dispatch.py
 	$(WITH_SERVICES) $(BIN)/python bench/redis_scripts.py
+	$(WITH_SERVICES) $(BIN)/python bench/media.py
 
 stop:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m shared.embedded down --run-dir $(RUN_DIR); fi
