@@ -2,7 +2,9 @@
 
 Provider keys come from settings (DEEPGRAM_API_KEY, OPENAI_API_KEY, OPENAI_BASE_URL,
 ELEVENLABS_API_KEY, CARTESIA_API_KEY). `--providers offline` (the default when no key is set)
-runs every call on sim STT, scripted LLM and tone TTS.
+runs every call on sim STT, scripted LLM and tone TTS. `CALLFLEET_MEDIA_MAX_CALL_S` caps a
+call's length (default 900); with `CALLFLEET_MACHINE_DETECTION` the worker applies the
+template's voicemail policy to answering machines.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ async def serve(
         ),
         channel_lease_ttl_s=options.channel_lease_ttl_s,
         media_reservation_ttl_s=options.media_reservation_ttl_s,
+        max_call_s=settings.media_max_call_s,
+        # The dispatcher asks Twilio for machine detection on the same setting.
+        machine_detection=settings.machine_detection,
     )
     server = MediaServer(
         options,

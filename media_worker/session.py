@@ -5,14 +5,25 @@ save the record and send `callfleet.finalize_attempt` exactly once.
 How the call ended decides the record's end cause (the outcome table is in `record.py`):
 
 | the conversation decided an outcome (however it then ended) | CONVERSATION     |
+| the call ran into `max_call_s` (see below)                  | ERROR            |
 | the stream ended under us with `stop` or a clean close     | CUSTOMER_HUNG_UP |
 | the stream ended under us otherwise (lost, receive failed) | SOCKET_DROPPED   |
 | the pipeline ended on its own (the flow's EndFrame)        | CONVERSATION     |
-| an exception                                               | ERROR            |
+| an exception, or the pipeline cancelled (a fatal error)    | ERROR            |
 | the session was cancelled (the server draining)            | WORKER_DRAINED   |
 
-Not handled yet: `ConversationEnd.transfer_to` (the transfer after the pipeline ends) and
-voicemail (`FlowPlan.voicemail_message`).
+Voicemail: with `machine_detection`, the session asks the carrier for the call's `AnsweredBy`
+(Twilio runs the TwiML, hence our stream, only once detection is done). On a machine the
+outcome is `VOICEMAIL` and the template's policy runs instead of the conversation: `hang_up`
+ends the call at once; `leave_message` speaks the rendered message, then ends the call.
+
+Transfer: a flow ending with `ConversationEnd.transfer_to` makes the pipeline's end hand the
+call to that number (a REST update with `<Dial>` TwiML) instead of hanging up; the record gets
+`transfer_completed` or `transfer_failed` (then the call is hung up).
+
+Length cap: `max_call_s` after the start, a call the conversation has not ended says a short
+goodbye and ends gracefully (`max_duration_reached` event); its cause is ERROR, the nearest
+one `EndCause` has to a runaway call.
 """
 
 from __future__ import annotations
@@ -21,36 +32,52 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import structlog
 from pipecat.flows import FlowManager
-from pipecat.frames.frames import EndFrame, Frame
+from pipecat.frames.frames import EndFrame, Frame, TTSSpeakFrame
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.workers.runner import WorkerRunner
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from websockets.asyncio.server import ServerConnection
 
 from media_worker.admission import Admitted
 from media_worker.flows import ConversationEnd, FlowPlan, build_flow
+from media_worker.held import Sleep, held_by, keep_held
 from media_worker.pipeline import CallPipeline, ProviderOverrides, build_call_pipeline
 from media_worker.providers.factory import ProviderKeys
 from media_worker.record import CallRecord, EndCause
 from media_worker.store import CallContext, CallStore
 from media_worker.transport import (
+    CallControl,
+    CallControlError,
     HangUpOptions,
     StreamEnd,
     StreamEndReason,
     TwilioStreamTransport,
+    call_control_for,
+    is_machine,
 )
-from shared.coordination import AsyncChannelLeases, AsyncMediaSlots
-from shared.db.models import CallAttempt
+from shared.enums import Outcome
 
 log = structlog.get_logger(__name__)
 
 FINALIZE_TASK = "callfleet.finalize_attempt"
+DEFAULT_MAX_CALL_S = 900.0
+"""The default cap on one call's length (`CALLFLEET_MEDIA_MAX_CALL_S`): 15 minutes."""
+CAP_GOODBYE = "I am sorry, I have to end this call now. Thank you, goodbye."
+
+
+class SessionEventKind(StrEnum):
+    """The events the session writes on the call's record."""
+
+    ANSWERED_BY_MACHINE = "answered_by_machine"
+    TRANSFER_COMPLETED = "transfer_completed"
+    TRANSFER_FAILED = "transfer_failed"
+    MAX_DURATION_REACHED = "max_duration_reached"
 
 
 class TaskSender(Protocol):
@@ -62,7 +89,11 @@ class TaskSender(Protocol):
 @dataclass(frozen=True)
 class SessionDeps:
     """What every call session shares. `hang_up` None: ending the pipeline only closes the
-    socket. `end_grace_s` bounds a graceful end (the goodbye, the flush) before cancelling."""
+    socket, and there is no REST access to the call (no transfer, no machine detection).
+    `end_grace_s` bounds a graceful end (the goodbye, the flush) before cancelling;
+    `max_call_s` caps a call's length; `machine_detection` asks the carrier for `AnsweredBy`
+    (set it as the dispatcher's dials do); `sleep` is every wait the session makes (tests
+    pass one they control)."""
 
     store: CallStore
     sessions: sessionmaker[Session]
@@ -74,14 +105,9 @@ class SessionDeps:
     channel_lease_ttl_s: float = 90
     media_reservation_ttl_s: float = 90
     end_grace_s: float = 20
-
-
-@dataclass(frozen=True)
-class _Held:
-    number_id: str | None
-    channel_token_id: str | None
-    media_worker_id: str | None
-    media_reservation_id: str | None
+    max_call_s: float = DEFAULT_MAX_CALL_S
+    machine_detection: bool = False
+    sleep: Sleep = asyncio.sleep
 
 
 async def run_call(connection: ServerConnection, admitted: Admitted, *, deps: SessionDeps) -> None:
@@ -95,10 +121,15 @@ class CallSession:
         self._admitted = admitted
         self._deps = deps
         self._attempt_id = admitted.attempt_id
+        self._control: CallControl | None = (
+            None if deps.hang_up is None else call_control_for(admitted.start, deps.hang_up)
+        )
+        self._transport: TwilioStreamTransport | None = None
         self._worker: PipelineWorker | None = None
         self._deadline: asyncio.Task[None] | None = None
         self._finished_by: Frame | None = None
         self._conversation_end: ConversationEnd | None = None
+        self._capped = False
         self._finalized = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -106,19 +137,35 @@ class CallSession:
     def conversation_end(self) -> ConversationEnd | None:
         return self._conversation_end
 
+    @property
+    def worker(self) -> PipelineWorker | None:
+        """The call's pipeline worker once built (None before, or for a voicemail hang-up)."""
+        return self._worker
+
     async def run(self) -> None:
-        context = await self._deps.store.load(self._attempt_id)
+        # Asked while the call's context loads: the answer is ready when the flow needs it.
+        answered_by = asyncio.create_task(self._answered_by(), name="call-answered-by")
+        try:
+            context = await self._deps.store.load(self._attempt_id)
+        except BaseException:
+            answered_by.cancel()
+            raise
         if context is None:
             # Admission checked the attempt exists; it vanished since (nothing to finalize).
             log.warning("call_context_missing")
+            answered_by.cancel()
             await self._connection.close()
             return
         record = CallRecord(context.definition.name)
         record.mark_answered()
         cause: EndCause | None = None
-        renewal = asyncio.create_task(self._renew_held(), name="call-renewal")
+        background = (
+            asyncio.create_task(self._keep_held(), name="call-renewal"),
+            asyncio.create_task(self._cap(record), name="call-cap"),
+            answered_by,
+        )
         try:
-            cause = await self._run_pipeline(context, record)
+            cause = await self._run(context, record, answered_by)
         except asyncio.CancelledError:
             cause = EndCause.WORKER_DRAINED
             await self._cancel_worker()
@@ -128,16 +175,33 @@ class CallSession:
             cause = EndCause.ERROR
             await self._cancel_worker()
         finally:
-            renewal.cancel()
-            for task in (self._deadline, *self._tasks):
+            for task in (*background, self._deadline, *self._tasks):
                 if task is not None:
                     task.cancel()
+            self._note_transfer(record)
             record.end(cause or EndCause.ERROR)
             await asyncio.shield(self._finish(record))
 
-    async def _run_pipeline(self, context: CallContext, record: CallRecord) -> EndCause:
+    async def _run(
+        self, context: CallContext, record: CallRecord, answered_by: asyncio.Task[str | None]
+    ) -> EndCause:
         plan = build_flow(context.definition, context.payload, record=record, on_end=self._on_end)
-        transport = TwilioStreamTransport(
+        machine = await answered_by
+        if not is_machine(machine):
+            return await self._run_pipeline(context, record, plan, voicemail=None)
+        record.add_event(SessionEventKind.ANSWERED_BY_MACHINE, {"answered_by": machine})
+        record.decide_outcome(Outcome.VOICEMAIL)
+        message = plan.voicemail_message
+        log.info("answered_by_machine", answered_by=machine, leave_message=message is not None)
+        if message is None:
+            await self._hang_up_now()
+            return EndCause.CONVERSATION
+        return await self._run_pipeline(context, record, plan, voicemail=message)
+
+    async def _run_pipeline(
+        self, context: CallContext, record: CallRecord, plan: FlowPlan, *, voicemail: str | None
+    ) -> EndCause:
+        transport = self._transport = TwilioStreamTransport(
             self._connection, self._admitted.start, hang_up=self._deps.hang_up
         )
         call = build_call_pipeline(
@@ -153,7 +217,16 @@ class CallSession:
 
         @worker.event_handler("on_pipeline_started")  # type: ignore[untyped-decorator]
         async def _started(worker: PipelineWorker, frame: Frame) -> None:
-            self._spawn(self._start_flow(call, plan))
+            if voicemail is None:
+                self._spawn(self._start_flow(call, plan))
+            else:
+                # No conversation with a machine: the message, then the end (and the hang-up).
+                await worker.queue_frames(
+                    [
+                        TTSSpeakFrame(voicemail, append_to_context=False),
+                        EndFrame(reason="voicemail message left"),
+                    ]
+                )
 
         @worker.event_handler("on_pipeline_finished")  # type: ignore[untyped-decorator]
         async def _finished(worker: PipelineWorker, frame: Frame) -> None:
@@ -168,6 +241,11 @@ class CallSession:
         runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(worker)
         await runner.run()
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            # The runner absorbs a cancellation (it cancels the worker and returns); the
+            # session's own cancellation (the server draining) must still end it as such.
+            raise asyncio.CancelledError
         return self._cause(transport.stream_end, record)
 
     def _cause(self, end: StreamEnd | None, record: CallRecord) -> EndCause:
@@ -175,6 +253,8 @@ class CallSession:
         # carrier send `stop`) is the end of that conversation, not the customer leaving.
         if record.outcome is not None:
             return EndCause.CONVERSATION
+        if self._capped:
+            return EndCause.ERROR
         if end is not None:
             if end.reason in (StreamEndReason.STOP, StreamEndReason.CLOSED):
                 return EndCause.CUSTOMER_HUNG_UP
@@ -197,7 +277,57 @@ class CallSession:
         # Called inside a pipecat handler: must not raise or block.
         self._conversation_end = end
         log.info("conversation_decided", outcome=str(end.outcome))
+        if end.transfer_to is not None and self._transport is not None:
+            try:
+                self._transport.transfer_on_end(end.transfer_to)
+            except ValueError:
+                log.warning("transfer_unavailable")  # no REST access: the call ends instead
         self._arm_deadline()
+
+    def _note_transfer(self, record: CallRecord) -> None:
+        if record.transfer_to is None:
+            return
+        transferred = None if self._transport is None else self._transport.transferred
+        if transferred:
+            record.add_event(SessionEventKind.TRANSFER_COMPLETED)
+        else:
+            # Not tried (the caller left during the announcement) or refused by the carrier.
+            record.add_event(SessionEventKind.TRANSFER_FAILED, {"attempted": transferred is False})
+
+    async def _answered_by(self) -> str | None:
+        """The carrier's answering-machine result; None when unknown (the call goes on)."""
+        if not self._deps.machine_detection or self._control is None:
+            return None
+        try:
+            return await self._control.answered_by()
+        except CallControlError:
+            return None  # logged by CallControl; treat the callee as a person
+
+    async def _hang_up_now(self) -> None:
+        if self._control is not None:
+            with contextlib.suppress(CallControlError):  # logged by CallControl
+                await self._control.hang_up()
+        # Without REST access, closing the stream ends the call (nothing follows <Connect>).
+        with contextlib.suppress(Exception):
+            await self._connection.close()
+
+    async def _cap(self, record: CallRecord) -> None:
+        """End a call that reaches `max_call_s` as gracefully as a conversation would."""
+        await self._deps.sleep(self._deps.max_call_s)
+        if record.outcome is not None or self._worker is None:
+            return  # already ending (its own grace applies), or nothing runs to end
+        self._capped = True
+        log.warning("call_max_duration_reached", max_call_s=self._deps.max_call_s)
+        record.add_event(
+            SessionEventKind.MAX_DURATION_REACHED, {"max_call_s": self._deps.max_call_s}
+        )
+        self._arm_deadline()
+        await self._worker.queue_frames(
+            [
+                TTSSpeakFrame(CAP_GOODBYE, append_to_context=False),
+                EndFrame(reason="max call duration reached"),
+            ]
+        )
 
     def _arm_deadline(self) -> None:
         """From now on, the pipeline has `end_grace_s` to end on its own, then is cancelled."""
@@ -205,7 +335,7 @@ class CallSession:
             self._deadline = asyncio.create_task(self._cancel_after(self._deps.end_grace_s))
 
     async def _cancel_after(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        await self._deps.sleep(seconds)
         log.warning("call_end_timed_out", grace_s=seconds)
         await self._cancel_worker()
 
@@ -220,53 +350,22 @@ class CallSession:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # --- the attempt's held capacity ------------------------------------------------------------
-
-    async def _renew_held(self) -> None:
+    async def _keep_held(self) -> None:
         """Keep the channel lease and the media reservation alive; finalization releases them."""
         deps = self._deps
         try:
-            held = await asyncio.to_thread(self._held)
+            held = await asyncio.to_thread(held_by, deps.sessions, self._attempt_id)
         except Exception:
             log.exception("held_lookup_failed")
             return
         if held is None:
             return
-        leases, slots = AsyncChannelLeases(deps.redis), AsyncMediaSlots(deps.redis)
-        interval_s = min(deps.channel_lease_ttl_s, deps.media_reservation_ttl_s) / 3
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                if held.number_id and held.channel_token_id:
-                    if not await leases.renew(
-                        held.number_id, held.channel_token_id, lease_ttl_s=deps.channel_lease_ttl_s
-                    ):
-                        log.warning("channel_lease_lost")
-                if held.media_worker_id and held.media_reservation_id:
-                    if not await slots.renew(
-                        held.media_worker_id,
-                        held.media_reservation_id,
-                        reservation_ttl_s=deps.media_reservation_ttl_s,
-                    ):
-                        log.warning("media_reservation_lost")
-            except Exception as exc:  # Redis blips: keep trying while the call lives
-                log.warning("held_renew_failed", error=repr(exc))
-
-    def _held(self) -> _Held | None:
-        with self._deps.sessions() as session:
-            row = session.execute(
-                select(
-                    CallAttempt.number_id,
-                    CallAttempt.channel_token_id,
-                    CallAttempt.media_worker_id,
-                    CallAttempt.media_reservation_id,
-                ).where(CallAttempt.id == self._attempt_id)
-            ).first()
-        if row is None:
-            return None
-        number_id, token_id, worker_id, reservation_id = row
-        return _Held(
-            None if number_id is None else str(number_id), token_id, worker_id, reservation_id
+        await keep_held(
+            held,
+            deps.redis,
+            channel_lease_ttl_s=deps.channel_lease_ttl_s,
+            media_reservation_ttl_s=deps.media_reservation_ttl_s,
+            sleep=deps.sleep,
         )
 
     # --- the end ----------------------------------------------------------------------------------

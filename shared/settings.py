@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     media_heartbeat_ttl_s: float = 6
     media_handshake_timeout_s: float = 2
     media_drain_timeout_s: float = 30
+    # A call the conversation has not ended by then says goodbye and is ended (15 minutes).
+    media_max_call_s: float = Field(default=900, gt=0)
 
     # Real speech and language providers, used when a template names them.
     deepgram_api_key: SecretStr | None = Field(
@@ -110,6 +112,21 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = 10
     webhook_max_attempts: int = 12
     alert_webhook_url: SecretStr | None = None
+
+    # TTS health (media worker). A call switches to its fallback voice after
+    # `tts_failure_threshold` failures in a row (an error, no audio within
+    # `tts_audio_timeout_s` of a request, or near-silent audio: peak below
+    # `tts_silence_peak` of 32767). The provider is then marked degraded fleet-wide for
+    # `tts_degraded_cooldown_s`; after it one call probes it for up to `tts_probe_lease_s`.
+    # The Redis record outlives the cooldown by `tts_health_record_ttl_s`; one alert per
+    # provider and flip kind per `tts_alert_every_s`.
+    tts_failure_threshold: int = Field(default=2, ge=1)
+    tts_audio_timeout_s: float = Field(default=4.0, gt=0)
+    tts_silence_peak: int = Field(default=200, ge=0)
+    tts_degraded_cooldown_s: float = Field(default=60.0, gt=0)
+    tts_probe_lease_s: float = Field(default=30.0, gt=0)
+    tts_health_record_ttl_s: float = Field(default=900.0, gt=0)
+    tts_alert_every_s: float = Field(default=1800.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

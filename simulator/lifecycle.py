@@ -21,7 +21,7 @@ from simulator.media_client import MediaStreamClient
 from simulator.personas import PERSONA_PARAMETER, Persona, Pickup
 from simulator.settings import SimulatorSettings
 from simulator.sidechannel import TranscriptPublisher
-from simulator.twiml import Hangup, Pause, Say, Stream, Unsupported, Verb, parse_twiml
+from simulator.twiml import Dial, Hangup, Pause, Say, Stream, Unsupported, Verb, parse_twiml
 
 logger = structlog.get_logger(__name__)
 
@@ -123,6 +123,10 @@ async def _perform(verb: Verb, call: Call, env: CallEnv) -> bool:
             await _hold(call, length_s)
         case Hangup():
             return True
+        case Dial(number=number):
+            # The dialed party is not simulated: the bridge is recorded and ends at once,
+            # and the document goes on after `<Dial>`, as Twilio's does.
+            call.report.dialed.append(number)
         case Stream():
             return await _stream(verb, call, env)
         case Unsupported(tag=tag):

@@ -60,6 +60,7 @@ class CallReport:
     persona: str
     streams: list[StreamReport] = field(default_factory=list)
     twiml_said: list[str] = field(default_factory=list)
+    dialed: list[str] = field(default_factory=list)  # `<Dial>` numbers, in order
     callbacks: list[CallbackRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -68,6 +69,7 @@ class CallReport:
             "persona": self.persona,
             "streams": [stream.as_json() for stream in self.streams],
             "twiml_said": list(self.twiml_said),
+            "dialed": list(self.dialed),
             "callbacks": [asdict(record) for record in self.callbacks],
             "errors": list(self.errors),
         }

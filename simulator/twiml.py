@@ -1,5 +1,5 @@
-"""Parse the TwiML the simulator executes: `<Say>`, `<Pause>`, `<Hangup>`, and
-`<Connect><Stream url>` with its `<Parameter>`s. Other verbs parse as `Unsupported`."""
+"""Parse the TwiML the simulator executes: `<Say>`, `<Pause>`, `<Hangup>`, `<Dial>` (a number),
+and `<Connect><Stream url>` with its `<Parameter>`s. Other verbs parse as `Unsupported`."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ class Hangup:
 
 
 @dataclass(frozen=True)
+class Dial:
+    """Connect the caller to `number` (`<Dial>+1...</Dial>` or `<Dial><Number>`)."""
+
+    number: str
+
+
+@dataclass(frozen=True)
 class Stream:
     """A bidirectional media stream (`<Connect><Stream>`): blocks the document until the
     websocket closes or the call ends."""
@@ -42,7 +49,7 @@ class Unsupported:
     tag: str
 
 
-Verb = Say | Pause | Hangup | Stream | Unsupported
+Verb = Say | Pause | Hangup | Dial | Stream | Unsupported
 
 
 def parse_twiml(document: str) -> tuple[Verb, ...]:
@@ -70,11 +77,21 @@ def _verb(element: ElementTree.Element) -> Verb:
         raise TwimlError(f"<{element.tag}> has a non-numeric attribute: {exc}") from exc
     if element.tag == "Hangup":
         return Hangup()
+    if element.tag == "Dial":
+        return _dial(element)
     if element.tag == "Connect":
         streams = [child for child in element if child.tag == "Stream"]
         if streams:
             return _stream(streams[0])
     return Unsupported(tag=element.tag)
+
+
+def _dial(element: ElementTree.Element) -> Dial:
+    numbers = [child for child in element if child.tag == "Number"]
+    number = (numbers[0].text if numbers else element.text) or ""
+    if not number.strip():
+        raise TwimlError("<Dial> without a number")
+    return Dial(number=number.strip())
 
 
 def _stream(element: ElementTree.Element) -> Stream:

@@ -24,6 +24,7 @@ from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import TransportParams
 
 from media_worker import protocol
+from media_worker.transport.call_control import CallControl, CallControlError
 from media_worker.transport.connection import StreamCallbacks, StreamSocket
 from media_worker.transport.frames import PlaybackMarkFrame
 from media_worker.transport.pacing import PlayoutPacer
@@ -55,6 +56,7 @@ class TwilioStreamOutputTransport(BaseOutputTransport):
         playout_lead_s: float,
         mark_utterances: bool,
         hang_up_timeout_s: float | None,
+        call_control: CallControl | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(params, **kwargs)
@@ -66,6 +68,13 @@ class TwilioStreamOutputTransport(BaseOutputTransport):
         self._mark_utterances = mark_utterances
         self._hang_up_timeout_s = hang_up_timeout_s
         self._utterance_numbers = itertools.count(1)
+        self._call_control = call_control
+        self._transfer_to: str | None = None
+        self.transferred: bool | None = None
+
+    def transfer_on_end(self, number: str) -> None:
+        """At the pipeline's end, hand the call to `number` rather than hang it up."""
+        self._transfer_to = number
 
     # FrameProcessor itself narrows BaseObject.setup(task_manager) to this signature.
     async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
@@ -127,9 +136,15 @@ class TwilioStreamOutputTransport(BaseOutputTransport):
         return await self._socket.send(payload)
 
     async def _finish(self, frame: EndFrame | CancelFrame) -> None:
-        """Hang up (if configured) unless the far end already did, then close the socket."""
+        """Transfer or hang up (if configured) unless the far end already hung up, then close
+        the socket. Both happen before the close: with Twilio, a closed stream moves on past
+        `<Connect>`, which ends the call before a transfer could reach it."""
         end = self._socket.end
-        if self._hang_up_timeout_s is not None and (end is None or not end.far_end_gone):
+        far_end_gone = end is not None and end.far_end_gone
+        if self._transfer_to is not None and not far_end_gone and await self._transfer():
+            await self._socket.close()
+            return
+        if self._hang_up_timeout_s is not None and not far_end_gone:
             try:
                 # With auto_hang_up the serializer ends the call over Twilio's REST API here.
                 # Bounded: its HTTP session would otherwise wait minutes on a stuck API.
@@ -139,6 +154,23 @@ class TwilioStreamOutputTransport(BaseOutputTransport):
             except TimeoutError:
                 log.warning("twilio_hang_up_timed_out", timeout_s=self._hang_up_timeout_s)
         await self._socket.close()
+
+    async def _transfer(self) -> bool:
+        """Hand the call over once (EndFrame and CancelFrame may both pass); False if it failed,
+        so that the caller is hung up rather than left on a silent line."""
+        if self.transferred is not None or self._call_control is None or not self._transfer_to:
+            return bool(self.transferred)
+        try:
+            # Bounded as the hang-up is: a stuck API must not hold the call's end.
+            timeout_s = self._hang_up_timeout_s or 5.0
+            await asyncio.wait_for(self._call_control.transfer(self._transfer_to), timeout_s)
+        except (CallControlError, TimeoutError) as exc:
+            log.warning("twilio_transfer_failed", error=str(exc) or type(exc).__name__)
+            self.transferred = False
+            return False
+        log.info("twilio_call_transferred")
+        self.transferred = True
+        return True
 
     def _utterance_mark_name(self, frame: TTSStoppedFrame) -> str:
         return f"{UTTERANCE_MARK_PREFIX}{frame.context_id or next(self._utterance_numbers)}"

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from websockets.asyncio.server import ServerConnection
 
 from media_worker.protocol import CHANNELS, SAMPLE_RATE_HZ, StreamStart
+from media_worker.transport.call_control import CallControl
 from media_worker.transport.connection import StreamCallbacks, StreamEnd, StreamSocket
 from media_worker.transport.input import TwilioStreamInputTransport
 from media_worker.transport.output import TwilioStreamOutputTransport
@@ -56,7 +57,9 @@ class TwilioStreamTransport(BaseTransport):
 
     `hang_up` is required on purpose: with options, ending the pipeline also ends the call
     over REST; with None, we only close the socket and Twilio goes on with the TwiML after
-    `<Connect>` (hanging up if there is none).
+    `<Connect>` (hanging up if there is none). With options, `call_control` reaches the live
+    call over REST, and `transfer_on_end(number)` makes the pipeline's end hand the call to
+    `number` instead of hanging it up (`transferred` then says whether that worked).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class TwilioStreamTransport(BaseTransport):
         self._socket = StreamSocket(connection)
         params = _checked_params(params or telephony_params())
         serializer = _serializer(start, hang_up)
+        self._call_control = None if hang_up is None else call_control_for(start, hang_up)
         callbacks = StreamCallbacks(
             connected=self._connected,
             disconnected=self._disconnected,
@@ -97,6 +101,7 @@ class TwilioStreamTransport(BaseTransport):
             playout_lead_s=playout_lead_s,
             mark_utterances=mark_utterances,
             hang_up_timeout_s=hang_up.timeout_s if hang_up else None,
+            call_control=self._call_control,
             name=f"{self.name}#output",
         )
         # BaseObject's hook for subclasses: these are the only events users may register.
@@ -113,6 +118,26 @@ class TwilioStreamTransport(BaseTransport):
     def stream_end(self) -> StreamEnd | None:
         """How the stream ended under us; None while it is live or when we ended the call."""
         return self._socket.end
+
+    @property
+    def call_control(self) -> CallControl | None:
+        """The live call over REST; None without `hang_up` options."""
+        return self._call_control
+
+    @property
+    def transferred(self) -> bool | None:
+        """After a requested transfer: whether the carrier took it; None if none was tried."""
+        return self._output.transferred
+
+    def transfer_on_end(self, number: str) -> None:
+        """End the pipeline by handing the call to `number` (E.164) instead of hanging up.
+
+        Call it before the pipeline ends (the goodbye may still be playing). Without
+        `hang_up` options there is no way to reach the call, and ValueError is raised.
+        """
+        if self._call_control is None:
+            raise ValueError("a transfer needs hang_up options (the call's REST access)")
+        self._output.transfer_on_end(number)
 
     def input(self) -> TwilioStreamInputTransport:
         return self._input
@@ -142,6 +167,17 @@ def _checked_params(params: TransportParams) -> TransportParams:
         raise ValueError("Twilio streams are mono: audio_in_channels/audio_out_channels must be 1")
     pinned = {"audio_in_sample_rate": SAMPLE_RATE_HZ, "audio_out_sample_rate": SAMPLE_RATE_HZ}
     return params.model_copy(update=pinned)
+
+
+def call_control_for(start: StreamStart, hang_up: HangUpOptions) -> CallControl:
+    """REST access to the call whose stream started with `start`."""
+    return CallControl(
+        account_sid=start.account_sid,
+        call_sid=start.call_sid,
+        auth_token=hang_up.auth_token.get_secret_value(),
+        api_base_url=hang_up.api_base_url,
+        timeout_s=hang_up.timeout_s,
+    )
 
 
 def _serializer(start: StreamStart, hang_up: HangUpOptions | None) -> TwilioFrameSerializer:
