@@ -235,6 +235,7 @@ class Admission:
             status_callback_url=f"{self.options.status_callback_url}?attempt={attempt_id}",
             ring_timeout_s=self.options.ring_timeout_s,
             machine_detection=self.options.machine_detection,
+            wait_for_beep=lead.definition.voicemail.action == "leave_message",
         )
         try:
             placed = self.provider.place_call(request)

@@ -113,6 +113,9 @@ class DialRequest:
     status_callback_url: str
     ring_timeout_s: int
     machine_detection: bool = False
+    # With detection on: report the machine only after its greeting's beep, so a message
+    # left for it is not spoken over the greeting (Twilio's `DetectMessageEnd`).
+    wait_for_beep: bool = False
 
     def __post_init__(self) -> None:
         stream = urlsplit(self.stream_url)
@@ -138,7 +141,8 @@ class DialRequest:
             f"DialRequest(to={mask_phone(self.to)!r}, from_={mask_phone(self.from_)!r}, "
             f"stream_url={self.stream_url!r}, "
             f"stream_parameters=<{', '.join(sorted(self.stream_parameters))}>, "
-            f"ring_timeout_s={self.ring_timeout_s}, machine_detection={self.machine_detection})"
+            f"ring_timeout_s={self.ring_timeout_s}, machine_detection={self.machine_detection}, "
+            f"wait_for_beep={self.wait_for_beep})"
         )
 
 

@@ -128,7 +128,7 @@ class TwilioProvider:
             "timeout": request.ring_timeout_s,
         }
         if request.machine_detection:
-            options["machine_detection"] = "Enable"
+            options["machine_detection"] = "DetectMessageEnd" if request.wait_for_beep else "Enable"
         call = self._call("place_call", lambda: self._client.calls.create(**options), dial=True)
         call_sid = str(call.sid)
         log.info("call_placed", call_sid=call_sid, to=mask_phone(request.to))

@@ -271,3 +271,13 @@ def test_a_connection_that_died_in_the_pool_is_replaced_without_a_pre_ping(
             assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
     finally:
         engine.dispose()
+
+
+def test_templates_that_leave_voicemail_messages_dial_waiting_for_the_beep(fleet: Any) -> None:
+    voicemail = {"action": "leave_message", "message": "Please call us back."}
+    f: Fleet = fleet(document=template_document(voicemail=voicemail))
+    assert f.dispatch(queued_lead(f), admission=f.admission(machine_detection=True)).action == (
+        "dialed"
+    )
+    [call] = f.provider.placed_calls
+    assert call.request.machine_detection and call.request.wait_for_beep

@@ -289,6 +289,15 @@ def test_machine_detection_is_only_sent_when_asked(
     assert "MachineDetection" not in fake_twilio.received[0].form
 
 
+def test_a_template_that_leaves_messages_waits_for_the_beep(
+    fake_twilio: FakeTwilio, provider: TwilioProvider
+) -> None:
+    provider.place_call(dial_request(wait_for_beep=False))
+    provider.place_call(dial_request(wait_for_beep=True))
+    sent = [r.form.get("MachineDetection") for r in fake_twilio.received]
+    assert sent == [["Enable"], ["DetectMessageEnd"]]
+
+
 def test_twilio_environment_variables_do_not_redirect_requests(
     fake_twilio: FakeTwilio, provider: TwilioProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
