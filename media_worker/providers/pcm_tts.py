@@ -50,6 +50,16 @@ class PcmTTSService(TTSService):
     async def synthesize(self, text: str, sample_rate_hz: int) -> bytes:
         """16-bit mono PCM of `text` at `sample_rate_hz`; raises `SynthesisFailed`."""
 
+    async def tts_process_generator(
+        self, context_id: str, generator: AsyncGenerator[Frame | None, None]
+    ) -> None:
+        await super().tts_process_generator(context_id, generator)
+        # These voices answer inline, failed or not, so the context can close at the end of
+        # the turn. pipecat only does that after audio, and otherwise waits out
+        # `stop_frame_timeout_s` (3 s) of silence first: dead air before a failed sentence
+        # can be spoken again.
+        self._is_yielding_frames_synchronously = True
+
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         """Synthesize `text` and yield its audio in chunks (or one `ErrorFrame`)."""
         await self.start_tts_usage_metrics(text)

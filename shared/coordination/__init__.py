@@ -1,4 +1,5 @@
-"""Redis coordination primitives: rate windows, channel leases, media slots, locks, throttles."""
+"""Redis coordination primitives: rate windows, channel leases, media slots, locks, throttles,
+TTS provider health."""
 
 from __future__ import annotations
 
@@ -13,20 +14,25 @@ from shared.coordination.locks import PeriodicLock, periodic_lock
 from shared.coordination.media_slots import AsyncMediaSlots, MediaSlots, SlotReservation
 from shared.coordination.rate_limit import RateDecision, RateLimiter
 from shared.coordination.throttle import AlertThrottle
+from shared.coordination.tts_health import AsyncTtsHealth, DegradeResult, ProviderHealth, StartState
 
 __all__ = [
     "AdmissionGates",
-    "AlertThrottle",
     "GateNumber",
     "GateRefused",
     "GatesPassed",
+    "AlertThrottle",
     "AsyncChannelLeases",
     "AsyncMediaSlots",
+    "AsyncTtsHealth",
     "ChannelLeases",
+    "DegradeResult",
     "MediaSlots",
     "PeriodicLock",
+    "ProviderHealth",
     "RateDecision",
     "RateLimiter",
     "SlotReservation",
+    "StartState",
     "periodic_lock",
 ]

@@ -1,0 +1,197 @@
+"""`CallTTSHealth`: one call's TTS failover, tying the monitor's verdicts to the switcher, the
+call's record and the fleet-wide health record in Redis.
+
+- At the start (`start_service`): a primary degraded fleet-wide makes the call start on its
+  fallback; once the cooldown is over exactly one call (the Redis claim) probes the primary.
+- On a failed utterance: `FailoverState` decides; a switch is carried into the switcher at once
+  and recorded on the call (`CallRecord.add_tts_failover`); a provider past its threshold (or a
+  failed probe) is marked degraded fleet-wide; the failed text is spoken again when its
+  utterance ends.
+- On a good sentence from a probed primary: the record is restored fleet-wide.
+- Each fleet flip (degraded, restored) is a call event and a throttled `alert` log line
+  (posting alerts is the dispatcher's; the media worker logs them).
+
+The fleet record is advisory: a Redis failure or timeout is logged and the call goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+from pipecat.processors.frame_processor import FrameProcessor
+from redis.exceptions import RedisError
+
+from media_worker.record import CallRecord
+from media_worker.tts_health import FailoverState, FailureReason, TTSHealthPolicy
+from media_worker.tts_health_monitor import MonitoredVoice, Sleep, TTSFrameMonitor
+from media_worker.tts_health_processors import TTSFailoverInjector
+from shared.coordination.tts_health import AsyncTtsHealth, StartState
+
+log = structlog.get_logger(__name__)
+
+_FLEET_ERRORS = (RedisError, OSError, TimeoutError)
+T = TypeVar("T")
+
+
+class TTSEvent:
+    """Call event kinds written here (the record's own kind covers the per-call switch)."""
+
+    STARTED_ON_FALLBACK = "tts_started_on_fallback"
+    PROBE_STARTED = "tts_probe_started"
+    PROVIDER_DEGRADED = "tts_provider_degraded"
+    PROVIDER_RESTORED = "tts_provider_restored"
+    TEXT_LOST = "tts_text_lost"
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice built for the call: the template's provider name, voice id and its service."""
+
+    provider: str
+    voice_id: str
+    service: FrameProcessor
+    text_after_audio: bool = True
+
+
+class CallTTSHealth:
+    """Implements the monitor's `FailureListener`; voices in preference order (primary first)."""
+
+    def __init__(
+        self,
+        voices: list[Voice],
+        policy: TTSHealthPolicy,
+        *,
+        record: CallRecord,
+        injector: TTSFailoverInjector,
+        fleet: AsyncTtsHealth | None,
+        call_id: str,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._voices = {v.provider: v for v in voices}
+        self._primary = voices[0].provider
+        self._policy = policy
+        self._record = record
+        self._injector = injector
+        self._fleet = fleet
+        self._call_id = call_id
+        self._respeak: dict[str, bool] = {}
+        self.state = FailoverState(list(self._voices), threshold=policy.failure_threshold)
+        self.monitor = TTSFrameMonitor(
+            [MonitoredVoice(v.provider, v.service, v.text_after_audio) for v in voices],
+            self,
+            audio_timeout_s=policy.audio_timeout_s,
+            silence_peak=policy.silence_peak,
+            sleep=sleep,
+        )
+
+    @property
+    def active_provider(self) -> str:
+        return self.state.active
+
+    def service(self, provider: str) -> FrameProcessor:
+        return self._voices[provider].service
+
+    async def close(self) -> None:
+        await self.monitor.close()
+
+    # --- the call's start ----------------------------------------------------------------------
+
+    async def start_service(self) -> FrameProcessor | None:
+        """The service to start on when it is not the primary (the injector's start hook)."""
+        fallback = next((p for p in self._voices if p != self._primary), None)
+        if self._fleet is None or fallback is None:
+            return None
+        fleet = self._fleet
+        state = await self._fleet_call(
+            fleet.start_state(
+                self._primary, probe_lease_s=self._policy.probe_lease_s, owner=self._call_id
+            )
+        )
+        if state is StartState.DEGRADED:
+            self.state.switch(fallback)
+            self._record.add_event(
+                TTSEvent.STARTED_ON_FALLBACK, {"provider": self._primary, "fallback": fallback}
+            )
+            log.info("tts_started_on_fallback", provider=self._primary, fallback=fallback)
+            return self._voices[fallback].service
+        if state is StartState.PROBE:
+            self.state.probing = self._primary
+            self._record.add_event(TTSEvent.PROBE_STARTED, {"provider": self._primary})
+            log.info("tts_probe_started", provider=self._primary)
+        return None
+
+    # --- the monitor's verdicts ----------------------------------------------------------------
+
+    async def sentence_failed(self, provider: str, context_id: str, reason: FailureReason) -> None:
+        decision = self.state.failure(provider)
+        self._respeak[context_id] = decision.respeak
+        if decision.switch_to is not None:
+            self._record.add_tts_failover(provider, decision.switch_to, str(reason))
+            log.warning(
+                "tts_failover", from_provider=provider, to_provider=decision.switch_to,
+                reason=str(reason), probe=decision.ended_probe,
+            )  # fmt: skip
+            await self._injector.switch_to(self._voices[decision.switch_to].service)
+        if decision.degrade:
+            await self._mark_degraded(provider, reason)
+
+    async def sentence_succeeded(self, provider: str) -> None:
+        if self.state.success(provider) and self._fleet is not None:
+            restored = await self._fleet_call(self._fleet.restore(provider, owner=self._call_id))
+            if restored:
+                self._record.add_event(TTSEvent.PROVIDER_RESTORED, {"provider": provider})
+                log.info("tts_provider_restored", provider=provider)
+                await self._alert("tts_provider_restored", provider, "TTS provider healthy again")
+
+    async def context_failed(self, provider: str, context_id: str, texts: list[str]) -> None:
+        if not texts:
+            return
+        if self._respeak.pop(context_id, False):
+            await self._injector.speak(" ".join(texts))
+            return
+        # Past the threshold with no voice left: saying it again would only fail again.
+        log.error("tts_text_lost", provider=provider, sentences=len(texts))
+        self._record.add_event(TTSEvent.TEXT_LOST, {"provider": provider, "sentences": len(texts)})
+
+    # --- the fleet record ----------------------------------------------------------------------
+
+    async def _mark_degraded(self, provider: str, reason: FailureReason) -> None:
+        if self._fleet is None:
+            return
+        result = await self._fleet_call(
+            self._fleet.mark_degraded(
+                provider,
+                cooldown_s=self._policy.degraded_cooldown_s,
+                record_ttl_s=self._policy.record_ttl_s,
+                reason=str(reason),
+                reporter=self._call_id,
+            )
+        )
+        if result is None or not result.flipped:
+            return
+        details = {"provider": provider, "reason": str(reason)}
+        self._record.add_event(
+            TTSEvent.PROVIDER_DEGRADED, {**details, "until_ms": result.degraded_until_ms}
+        )
+        log.warning("tts_provider_degraded", **details)
+        await self._alert("tts_provider_degraded", provider, f"TTS provider degraded: {reason}")
+
+    async def _alert(self, kind: str, provider: str, message: str) -> None:
+        if self._fleet is None:
+            return
+        every_s = self._policy.alert_every_s
+        first = await self._fleet_call(self._fleet.allow_alert(kind, provider, every_s=every_s))
+        if first:
+            log.warning("alert", kind=kind, subject=provider, alert_message=message)
+
+    async def _fleet_call(self, call: Awaitable[T]) -> T | None:
+        try:
+            async with asyncio.timeout(self._policy.fleet_timeout_s):
+                return await call
+        except _FLEET_ERRORS as exc:
+            log.warning("tts_health_fleet_unavailable", error=repr(exc))
+            return None
