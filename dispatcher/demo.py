@@ -1,5 +1,7 @@
-"""`make demo`: migrate, seed a demo merchant, run the fleet from the Procfile through honcho,
-submit leads through the public API and the Celery task, and print where they stand."""
+"""`make demo`: migrate, seed a demo merchant (numbers, the example templates and the front-desk
+orchestrator), run every Procfile entry through honcho, submit about 30 leads with mixed
+personas through the public API, show live progress, and end with a report: outcomes,
+attempts and retries, deferrals by reason, turn latency, TTS failovers and agent routes."""
 
 from __future__ import annotations
 
@@ -12,26 +14,39 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from dispatcher.demo_report import build_report, deferral_counts
 from dispatcher.merchants import create_merchant, issue_api_key, merchant_by_name
 from dispatcher.templates_store import save_template
 from shared.db import migrate
-from shared.db.models import CallAttempt, Lead, PhoneNumber, Template
+from shared.db.models import Lead, PhoneNumber
 from shared.db.session import make_engine, make_session_factory, transaction
+from shared.fleet_metrics import read_fleet_metrics
 from shared.settings import Settings
 from shared.templates import load_example
 
 ROOT = Path(__file__).resolve().parents[1]
 MERCHANT = "demo-shop"
 NUMBER = "+14155550100"
-PERSONAS = ["confirm", "decline", "reschedule", "no_answer", "busy", "voicemail", "wrong_person"]
+# Which simulated callees each template meets: every persona of the carrier over the run.
+PERSONAS: dict[str, tuple[str, ...]] = {
+    "cod_confirmation": (
+        "confirm", "decline", "reschedule", "no_answer", "busy", "voicemail", "wrong_person",
+        "hangup_mid", "barge_in", "silent", "confirm", "confirm",
+    ),
+    "appointment_reminder": ("confirm", "reschedule", "no_answer", "confirm"),
+    "front_desk": ("front_desk_order", "front_desk_appointment"),
+}  # fmt: skip
 FIRST_NAMES = ["Asha", "Ravi", "Meera", "Arjun", "Kavya", "Rohan", "Priya", "Vikram", "Neha"]
 
 
@@ -39,8 +54,24 @@ def say(message: str) -> None:
     print(f"demo | {message}", flush=True)
 
 
-def seed(settings: Settings) -> tuple[str, str, str]:
-    """Merchant, number and template; returns (merchant id, fresh API key, template name)."""
+# The demo calls at any hour and retries within the run; the shipped examples keep their
+# real calling windows and hour-long retry intervals.
+DEMO_TEMPLATES = ("cod_confirmation", "appointment_reminder", "front_desk")
+DEMO_RETRY_INTERVALS_S = [20]
+
+
+def demo_document(example: str) -> dict[str, Any]:
+    document = load_example(example)
+    document["calling_window"] = None
+    retry_policy = document["retry_policy"]
+    assert isinstance(retry_policy, dict)
+    document["retry_policy"] = {**retry_policy, "intervals_s": DEMO_RETRY_INTERVALS_S}
+    return document
+
+
+def seed(settings: Settings) -> tuple[str, str, dict[str, str]]:
+    """Merchant, number and templates; returns (merchant id, fresh API key, template names
+    by example)."""
     engine = make_engine(settings, pool_size=1)
     with transaction(make_session_factory(engine)) as session:
         merchant = merchant_by_name(session, MERCHANT)
@@ -51,41 +82,57 @@ def seed(settings: Settings) -> tuple[str, str, str]:
             merchant_id, api_key = merchant.id, issue_api_key(session, merchant.id)
         if session.scalar(select(PhoneNumber.id).where(PhoneNumber.e164 == NUMBER)) is None:
             session.add(
-                PhoneNumber(e164=NUMBER, provider="twilio", max_channels=4, merchant_id=merchant_id)
+                PhoneNumber(e164=NUMBER, provider="twilio", max_channels=6, merchant_id=merchant_id)
             )
-        document = load_example("cod_confirmation")
-        active = session.scalar(
-            select(Template.name).where(
-                Template.merchant_id == merchant_id,
-                Template.name == document["name"],
-                Template.active.is_(True),
-            )
-        )
-        name = active or save_template(session, merchant_id, document).name
-    engine.dispose()
-    return str(merchant_id), api_key, name
-
-
-def sample_leads(template: str, count: int, seed_value: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed_value)
-    delivery = (date.today() + timedelta(days=2)).isoformat()
-    return [
-        {
-            "phone": f"+9198{rng.randrange(10**7, 10**8)}",
-            "template": template,
-            "idempotency_key": f"demo-{seed_value}-{i}",
-            "payload": {
-                "customer_name": rng.choice(FIRST_NAMES),
-                "store_name": "Kurta Corner",
-                "order_id": f"KC-{seed_value % 10000:04d}-{i:03d}",
-                "amount": rng.choice([499.0, 899.0, 1299.0, 2450.0]),
-                "items": rng.choice(["2 cotton kurtas", "a silk dupatta", "3 printed tops"]),
-                "delivery_date": delivery,
-                "persona": PERSONAS[i % len(PERSONAS)],
-            },
+        # Agents first: saving the orchestrator checks they exist for this merchant.
+        names = {
+            example: save_template(session, merchant_id, demo_document(example)).name
+            for example in DEMO_TEMPLATES
         }
-        for i in range(count)
-    ]
+    engine.dispose()
+    return str(merchant_id), api_key, names
+
+
+def _payload(example: str, i: int, rng: random.Random, seed_value: int) -> dict[str, Any]:
+    delivery = (date.today() + timedelta(days=2)).isoformat()
+    order = {
+        "customer_name": rng.choice(FIRST_NAMES),
+        "store_name": "Kurta Corner",
+        "order_id": f"KC-{seed_value % 10000:04d}-{i:03d}",
+        "amount": rng.choice([499.0, 899.0, 1299.0, 2450.0]),
+        "items": rng.choice(["2 cotton kurtas", "a silk dupatta", "3 printed tops"]),
+        "delivery_date": delivery,
+    }
+    visit = {
+        "patient_name": rng.choice(FIRST_NAMES),
+        "clinic_name": "Lotus Clinic",
+        "doctor_name": "Dr. Iyer",
+        "appointment_at": f"{delivery}T10:30:00+05:30",
+        "booking_ref": f"LC-{i:04d}",
+    }
+    if example == "cod_confirmation":
+        return order
+    if example == "appointment_reminder":
+        return visit
+    return {**order, **visit}  # the front desk's agents render from the same payload
+
+
+def sample_leads(templates: dict[str, str], count: int, seed_value: int) -> list[dict[str, Any]]:
+    """`count` leads spread over the templates, each with the simulator persona to play."""
+    rng = random.Random(seed_value)
+    plan = [(example, persona) for example, personas in PERSONAS.items() for persona in personas]
+    leads = []
+    for i in range(count):
+        example, persona = plan[i % len(plan)]
+        leads.append(
+            {
+                "phone": f"+9198{rng.randrange(10**7, 10**8)}",
+                "template": templates[example],
+                "idempotency_key": f"demo-{seed_value}-{i}",
+                "payload": {**_payload(example, i, rng, seed_value), "persona": persona},
+            }
+        )
+    return leads
 
 
 def free_port() -> int:
@@ -143,14 +190,18 @@ def wait_healthy(base: str, timeout_s: float = 60) -> None:
     raise SystemExit("demo | the API did not become healthy; see the honcho output above")
 
 
-def submit(base: str, api_key: str, template: str) -> None:
+def submit(base: str, api_key: str, templates: dict[str, str], count: int) -> list[uuid.UUID]:
+    """The run's leads through the public API (plus the API's refusals, shown once);
+    returns their ids."""
     headers = {"Authorization": f"Bearer {api_key}"}
     seed_value = int(time.time())
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-        batch = sample_leads(template, 30, seed_value)
+        batch = sample_leads(templates, count, seed_value)
         created = client.post("/v1/leads/batch", json={"leads": batch})
+        if created.status_code != 201:
+            raise SystemExit(f"demo | the batch was refused: {created.status_code} {created.text}")
         say(
-            f"POST /v1/leads/batch (30 leads)            -> {created.status_code}, "
+            f"POST /v1/leads/batch ({count} leads)            -> {created.status_code}, "
             f"{created.json()['created']} created"
         )
         replay = client.post("/v1/leads/batch", json={"leads": batch[:5]})
@@ -167,81 +218,95 @@ def submit(base: str, api_key: str, template: str) -> None:
         )
         for problem in problems[:3]:
             say(f"    row {problem['row']}: {problem['field']}: {problem['message']}")
-        lead_id = created.json()["leads"][0]["id"]
-        lead = client.get(f"/v1/leads/{lead_id}").json()
-        say(
-            f"GET /v1/leads/{{id}}                         -> {lead['status']}, "
-            f"next attempt {lead['next_attempt_at']}"
-        )
+    return [uuid.UUID(lead["id"]) for lead in created.json()["leads"]]
 
 
-def submit_via_celery(settings: Settings, merchant_id: str, template: str) -> None:
-    from dispatcher.celery_factory import create_celery
-
-    app = create_celery(settings)
-    leads = sample_leads(template, 5, int(time.time()) + 1)
-    result = app.send_task("callfleet.ingest_leads", args=[merchant_id, leads]).get(timeout=60)
-    say(f"Celery task callfleet.ingest_leads (5)     -> {result['created']} created")
+def statuses(sessions: sessionmaker[Session], lead_ids: list[uuid.UUID]) -> Counter[str]:
+    with sessions() as session:
+        rows = session.execute(select(Lead.status).where(Lead.id.in_(lead_ids))).scalars()
+        return Counter(str(status) for status in rows)
 
 
-def report(settings: Settings, merchant_id: str) -> None:
-    """Where the leads stand, and why those that wait are waiting."""
-    subprocess.run(
-        [sys.executable, "-m", "dispatcher.cli.main", "status", "--merchant", MERCHANT], check=True
-    )
-    engine = make_engine(settings, pool_size=1)
-    with make_session_factory(engine)() as session:
-        reasons = session.execute(
-            select(Lead.last_deferral_reason, func.count(), func.min(Lead.next_attempt_at))
-            .where(Lead.merchant_id == uuid.UUID(merchant_id), Lead.status == "SCHEDULED")
-            .group_by(Lead.last_deferral_reason)
-        ).all()
-        dials = session.scalar(
-            select(func.count())
-            .select_from(CallAttempt)
-            .join(Lead, Lead.id == CallAttempt.lead_id)
-            .where(Lead.merchant_id == uuid.UUID(merchant_id))
-        )
-    engine.dispose()
-    say(f"call attempts placed: {dials}")
-    for reason, count, next_at in reasons:
-        say(f"  waiting, {reason or 'not yet due'}: {count} (next try {next_at:%a %H:%M} UTC)")
-    if any(reason == "WINDOW_CLOSED" for reason, _, _ in reasons):
-        say("  WINDOW_CLOSED: the template calls Mon-Sat 10:00-19:30 in the recipient's own")
-        say("  time zone; these leads are dialed when that window next opens.")
-    if any(reason == "MEDIA_BUSY" for reason, _, _ in reasons):
-        say("  MEDIA_BUSY: every media worker slot is taken; these calls wait for one.")
+def follow(
+    sessions: sessionmaker[Session], lead_ids: list[uuid.UUID], timeout_s: float
+) -> Counter[str]:
+    """Live progress until every lead is finished or `timeout_s` passes."""
+    started = time.monotonic()
+    last: Counter[str] = Counter()
+    while True:
+        now = statuses(sessions, lead_ids)
+        elapsed = time.monotonic() - started
+        if now != last:
+            summary = ", ".join(f"{status} {n}" for status, n in sorted(now.items()))
+            say(f"t+{elapsed:5.1f}s  {summary}")
+            last = now
+        if now.get("FINISHED", 0) == len(lead_ids) or elapsed > timeout_s:
+            return now
+        time.sleep(1)
+
+
+def dispatch_counts(client: redis.Redis) -> dict[tuple[str, str], float]:
+    families = {family.name: family for family in read_fleet_metrics(client)}
+    return {
+        (sample.labels["action"], sample.labels["reason"]): sample.value
+        for sample in families["callfleet_dispatches"].samples
+        if sample.name.endswith("_total")
+    }
+
+
+def report(
+    sessions: sessionmaker[Session],
+    lead_ids: list[uuid.UUID],
+    before: dict[tuple[str, str], float],
+    after: dict[tuple[str, str], float],
+) -> None:
+    during = {key: after.get(key, 0) - before.get(key, 0) for key in after}
+    with sessions() as session:
+        run = build_report(session, lead_ids, deferral_counts(during))
+    say("report for this run's leads")
+    for line in run.lines():
+        say(f"  {line}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="leave the fleet running")
-    parser.add_argument("--settle-s", type=float, default=8, help="wait before the report")
+    parser.add_argument("--leads", type=int, default=30, help="leads to submit")
+    parser.add_argument("--timeout-s", type=float, default=150, help="how long to follow them")
     args = parser.parse_args()
     settings = Settings()
     migrate.upgrade(settings.database_url)
     say(f"database migrated to {migrate.current(settings.database_url)}")
-    merchant_id, api_key, template = seed(settings)
-    say(f"merchant {MERCHANT}, number {NUMBER}, template '{template}' ready")
+    merchant_id, api_key, templates = seed(settings)
+    say(f"merchant {MERCHANT}, number {NUMBER}, templates {', '.join(sorted(templates.values()))}")
 
+    engine = make_engine(settings, pool_size=2)
+    sessions = make_session_factory(engine)
+    metrics_redis = redis.Redis.from_url(settings.redis_url)
     ports = Ports.pick()
     base = f"http://127.0.0.1:{ports.api}"
     fleet = start_fleet(settings, ports)
     try:
         wait_healthy(base)
         say(f"fleet up (api, beat, dispatcher, media, carrier, flower) - API {base}/docs")
-        submit(base, api_key, template)
-        submit_via_celery(settings, merchant_id, template)
-        time.sleep(args.settle_s)  # let beat, the sweep and admission act
-        report(settings, merchant_id)
-        say(f"Flower: http://127.0.0.1:{ports.flower}  (tasks callfleet.*, args are lead ids)")
+        before = dispatch_counts(metrics_redis)
+        lead_ids = submit(base, api_key, templates, args.leads)
+        final = follow(sessions, lead_ids, args.timeout_s)
+        if final.get("FINISHED", 0) < len(lead_ids):
+            say("not every lead finished in time; the report shows where they stand")
+        time.sleep(1.5)  # the dispatchers' counters reach Redis within a second
+        report(sessions, lead_ids, before, dispatch_counts(metrics_redis))
+        say(f"Flower: http://127.0.0.1:{ports.flower}/tasks  (callfleet.* tasks; args are ids)")
+        say(f"Prometheus: {base}/metrics")
         if args.keep:
-            say(f"fleet left running: API {base}  (API key {api_key}); stop it with Ctrl-C")
+            say(f"fleet left running: API {base}/docs  (API key {api_key}); Ctrl-C stops it")
             fleet.wait()
     finally:
         if fleet.poll() is None:
             os.killpg(fleet.pid, signal.SIGTERM)
             fleet.wait(timeout=30)
+        metrics_redis.close()
+        engine.dispose()
 
 
 if __name__ == "__main__":

@@ -139,6 +139,37 @@ PERSONAS: Mapping[str, Persona] = {
                 _say("No problem. Bye."),
             ),
         ),
+        # For a front desk that routes: says what the call is about, then deals with the agent.
+        Persona(
+            "front_desk_order",
+            Pickup.HUMAN,
+            2.0,
+            (
+                _wait(),
+                _say("Hi. I am calling about my order delivery."),
+                _wait(),
+                _say("Yes, this is me. I can confirm the order."),
+                _wait(),
+                _say("Yes, that is correct. Please go ahead."),
+                _wait(),
+                _say("Thank you. Bye."),
+            ),
+        ),
+        Persona(
+            "front_desk_appointment",
+            Pickup.HUMAN,
+            2.0,
+            (
+                _wait(),
+                _say("Hello. This is about my clinic appointment."),
+                _wait(),
+                _say("Yes, this is me. I confirm the appointment."),
+                _wait(),
+                _say("Yes, that is correct. I will be there."),
+                _wait(),
+                _say("Thank you. Bye."),
+            ),
+        ),
         Persona(
             "reschedule",
             Pickup.HUMAN,

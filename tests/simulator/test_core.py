@@ -114,6 +114,8 @@ def test_every_builtin_persona_is_listed_in_the_brief() -> None:
         "silent",
         "wrong_person",
         "reschedule",
+        "front_desk_order",
+        "front_desk_appointment",
     }
     assert all(
         step.act is not Act.HANGUP or i == len(p.steps) - 1
