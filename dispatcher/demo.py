@@ -38,6 +38,8 @@ from shared.templates import load_example
 ROOT = Path(__file__).resolve().parents[1]
 MERCHANT = "demo-shop"
 NUMBER = "+14155550100"
+# The merchant's pool, and the number the appointment example pins as its caller id.
+NUMBERS = {NUMBER: 8, "+912261234500": 4}
 # Which simulated callees each template meets: every persona of the carrier over the run.
 PERSONAS: dict[str, tuple[str, ...]] = {
     "cod_confirmation": (
@@ -54,10 +56,10 @@ def say(message: str) -> None:
     print(f"demo | {message}", flush=True)
 
 
-# The demo calls at any hour and retries within the run; the shipped examples keep their
-# real calling windows and hour-long retry intervals.
+# The demo calls at any hour and retries once within the run; the shipped examples keep
+# their real calling windows and hour-long retry intervals.
 DEMO_TEMPLATES = ("cod_confirmation", "appointment_reminder", "front_desk")
-DEMO_RETRY_INTERVALS_S = [20]
+DEMO_RETRY_INTERVALS_S = [60]  # the shortest a template may ask for
 
 
 def demo_document(example: str) -> dict[str, Any]:
@@ -65,7 +67,11 @@ def demo_document(example: str) -> dict[str, Any]:
     document["calling_window"] = None
     retry_policy = document["retry_policy"]
     assert isinstance(retry_policy, dict)
-    document["retry_policy"] = {**retry_policy, "intervals_s": DEMO_RETRY_INTERVALS_S}
+    document["retry_policy"] = {
+        **retry_policy,
+        "intervals_s": DEMO_RETRY_INTERVALS_S,
+        "max_attempts": 2,
+    }
     return document
 
 
@@ -80,10 +86,13 @@ def seed(settings: Settings) -> tuple[str, str, dict[str, str]]:
             merchant_id, api_key = created.id, created.api_key
         else:
             merchant_id, api_key = merchant.id, issue_api_key(session, merchant.id)
-        if session.scalar(select(PhoneNumber.id).where(PhoneNumber.e164 == NUMBER)) is None:
-            session.add(
-                PhoneNumber(e164=NUMBER, provider="twilio", max_channels=6, merchant_id=merchant_id)
-            )
+        for e164, channels in NUMBERS.items():
+            if session.scalar(select(PhoneNumber.id).where(PhoneNumber.e164 == e164)) is None:
+                session.add(
+                    PhoneNumber(
+                        e164=e164, provider="twilio", max_channels=channels, merchant_id=merchant_id
+                    )
+                )
         # Agents first: saving the orchestrator checks they exist for this merchant.
         names = {
             example: save_template(session, merchant_id, demo_document(example)).name
@@ -167,6 +176,8 @@ def fleet_env(settings: Settings, ports: Ports) -> dict[str, str]:
         "CALLFLEET_TWILIO_API_BASE_URL": f"http://127.0.0.1:{ports.carrier}",
         "CALLFLEET_RUN_DIR": str(ROOT / ".run"),
         "CALLFLEET_LOG_LEVEL": "WARNING",
+        # Answering machines are detected, so the voicemail persona ends VOICEMAIL.
+        "CALLFLEET_MACHINE_DETECTION": "true",
     }
 
 
@@ -278,7 +289,8 @@ def main() -> None:
     migrate.upgrade(settings.database_url)
     say(f"database migrated to {migrate.current(settings.database_url)}")
     merchant_id, api_key, templates = seed(settings)
-    say(f"merchant {MERCHANT}, number {NUMBER}, templates {', '.join(sorted(templates.values()))}")
+    say(f"merchant {MERCHANT}, numbers {', '.join(NUMBERS)}")
+    say(f"templates {', '.join(sorted(templates.values()))}")
 
     engine = make_engine(settings, pool_size=2)
     sessions = make_session_factory(engine)
