@@ -37,11 +37,9 @@ test: lint typecheck services
 demo: services
 	$(WITH_SERVICES) $(BIN)/python -m dispatcher.demo $(ARGS)
 
+# Every benchmark, then one table of headline figures beside their same-run baselines.
 bench: services
-	$(WITH_SERVICES) $(BIN)/python bench/ingest.py
-	$(WITH_SERVICES) $(BIN)/python bench/dispatch.py
-	$(WITH_SERVICES) $(BIN)/python bench/redis_scripts.py
-	$(WITH_SERVICES) $(BIN)/python bench/media.py
+	$(WITH_SERVICES) $(BIN)/python bench/report.py $(ARGS)
 
 stop:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m shared.embedded down --run-dir $(RUN_DIR); fi

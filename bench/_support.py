@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -175,3 +176,32 @@ def celery_app_worker(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+SUMMARY_ENV = "CALLFLEET_BENCH_SUMMARY"
+
+
+def record_figure(
+    figure: str,
+    value: float,
+    unit: str,
+    *,
+    baseline: str | None = None,
+    baseline_value: float | None = None,
+    note: str = "",
+) -> None:
+    """Add one headline figure to the run's summary file (`make bench` prints them as one
+    table); without CALLFLEET_BENCH_SUMMARY set this does nothing."""
+    path = os.environ.get(SUMMARY_ENV)
+    if not path:
+        return
+    row = {
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+        "baseline": baseline,
+        "baseline_value": baseline_value,
+        "note": note,
+    }
+    with open(path, "a", encoding="utf-8") as summary:
+        summary.write(json.dumps(row) + "\n")

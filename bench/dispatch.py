@@ -38,6 +38,7 @@ from bench._support import (  # noqa: E402
     api_server,
     bench_settings,
     celery_app_worker,
+    record_figure,
     reset_database,
     sample_lead,
     seed_merchant,
@@ -341,6 +342,11 @@ def main() -> None:
             f"  {'admission + dial (instant)':<28} {dials.rate:>7,.0f} dials/s"
             f"   ({share:.0%} of no-op){dials.shortfall()}"
         )
+        record_figure(
+            "admission + dial (instant carrier)", dials.rate, "dials/s",
+            baseline="no-op Celery task", baseline_value=noop.rate,
+            note=f"worker -c {args.concurrency} {args.pool}",
+        )  # fmt: skip
         if dials.done < dials.total:
             explain_missing(engine, timed_ids)
         missing = "" if len(latency.dial_ms) == latency.total else (
@@ -353,6 +359,11 @@ def main() -> None:
             f" p99 {percentile(latency.api_ms, 99):.0f} ms;"
             f" {latency.total} leads at {args.latency_rate:.0f}/s){missing}"
         )
+        record_figure(
+            "ingest-to-dial latency p50 / p99", percentile(latency.dial_ms, 50), "ms",
+            note=f"p99 {percentile(latency.dial_ms, 99):.0f} ms; {latency.total} leads at "
+            f"{args.latency_rate:.0f}/s through the API",
+        )  # fmt: skip
         if args.profile:
             first = latency_first + 3 + args.latency_leads
             profile_admission(settings, engine, merchant, first, args.profile)

@@ -25,6 +25,7 @@ from bench._support import (  # noqa: E402
     api_server,
     bench_settings,
     celery_worker,
+    record_figure,
     reset_database,
     sample_lead,
     seed_merchant,
@@ -152,6 +153,11 @@ def main() -> None:
         rate = run()
         baseline = baseline or rate
         print(f"  {name:<28} {rate:>9,.0f} leads/s  ({rate / baseline:5.1%} of raw INSERT)")
+        if rate is not baseline:
+            record_figure(
+                f"ingest: {name}", rate, "leads/s",
+                baseline="raw multi-row INSERT", baseline_value=baseline,
+            )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from bench._support import (  # noqa: E402
     bench_settings,
     child_env,
     free_port,
+    record_figure,
     reset_database,
     sample_lead,
     seed_merchant,
@@ -280,6 +281,33 @@ def print_targets(measured: Sequence[Tier]) -> None:
             )
 
 
+def record_headlines(measured: Sequence[Tier], baseline: Sequence[Tier]) -> None:
+    """The figures `make bench` puts in its one table."""
+    echo = {tier.calls: Figures.of(tier.timings) for tier in baseline}
+    for tier in measured:
+        f = Figures.of(tier.timings)
+        if f.first_ms:
+            base = echo.get(tier.calls)
+            record_figure(
+                f"media: first audio p95, {tier.calls} simultaneous starts",
+                percentile(f.first_ms, 95), "ms",
+                baseline="bare websocket echo",
+                baseline_value=percentile(base.first_ms, 95) if base and base.first_ms else None,
+            )  # fmt: skip
+        if tier.server_latency_ms:
+            record_figure(
+                f"media: turn latency p50, {tier.calls} calls",
+                percentile(tier.server_latency_ms, 50), "ms",
+                note=f"p95 {percentile(tier.server_latency_ms, 95):.0f} ms (server side)",
+            )  # fmt: skip
+        record_figure(
+            f"media: playout starved, {tier.calls} calls in one process",
+            100 * f.starved_share, "%",
+            note=f"CPU per live call {tier.cpu_s / tier.call_s:.1%} of a core"
+            if tier.call_s else "",
+        )  # fmt: skip
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 
@@ -361,6 +389,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
         measured, worker=True,
     )  # fmt: skip
     print_targets(measured)
+    record_headlines(measured, baseline)
     for note in (
         "first audio: `start` sent -> first outbound `media` (echo: the first frame back)",
         "jitter: |inter-arrival - audio the message before carried|, past each utterance's"

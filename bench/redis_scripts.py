@@ -22,6 +22,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._support import BENCH_REDIS_DB, record_figure  # noqa: E402
 from shared import redis_keys  # noqa: E402
 from shared.coordination import (  # noqa: E402
     AdmissionGates,
@@ -32,7 +33,6 @@ from shared.coordination import (  # noqa: E402
     RateLimiter,
 )
 
-BENCH_REDIS_DB = 14
 WARMUP_CALLS = 300
 Body = Callable[[int], object]
 
@@ -71,14 +71,22 @@ class Bench:
         _loop(self.raw, -WARMUP_CALLS, WARMUP_CALLS)
         warmup = max(WARMUP_CALLS // per_call, 1)
         _loop(body, -warmup, warmup)  # negative ids: never reused by the rounds
-        total_s, ratios = 0.0, []
+        total_s, ratios, raw_total_s = 0.0, [], 0.0
         for r in range(self.rounds):
             raw_s = _loop(self.raw, r * raw_chunk, raw_chunk)
+            raw_total_s += raw_s
             body_s = _loop(body, r * chunk, chunk)
             self.raw_seconds, self.raw_calls = self.raw_seconds + raw_s, self.raw_calls + raw_chunk
             total_s += body_s
             ratios.append((body_s / (chunk * per_call * trips)) / (raw_s / raw_chunk))
-        self.line(name, chunk * per_call * self.rounds, total_s, statistics.median(ratios))
+        calls, ratio = chunk * per_call * self.rounds, statistics.median(ratios)
+        self.line(name, calls, total_s, ratio)
+        raw_rate = raw_chunk * self.rounds / raw_total_s
+        record_figure(
+            f"redis: {name}", calls / total_s, "calls/s",
+            baseline="raw EVALSHA, same rounds", baseline_value=raw_rate,
+            note=f"{ratio:.2f}x a raw round trip",
+        )  # fmt: skip
 
     @staticmethod
     def line(name: str, calls: int, seconds: float, ratio: float | None) -> None:
