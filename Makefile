@@ -8,7 +8,7 @@ CODE := dispatcher media_worker simulator shared
 # Load DATABASE_URL / REDIS_URL chosen (or started) by `make services`.
 WITH_SERVICES := set -a && . ./$(SERVICES_ENV) && set +a &&
 
-.PHONY: install services lint typecheck test demo stop bench clean
+.PHONY: install services lint typecheck test chaos demo stop bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ typecheck: install
 
 test: lint typecheck services
 	$(WITH_SERVICES) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Kills and restarts real fleet processes (own redis-server, database callfleet_chaos);
+# not part of `make test` (pyproject deselects `-m chaos` by default).
+chaos: services
+	$(WITH_SERVICES) $(BIN)/python -m pytest tests/chaos -m chaos $(PYTEST_ARGS)
 
 demo: services
 	$(WITH_SERVICES) $(BIN)/python -m dispatcher.demo $(ARGS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -96,11 +96,28 @@ def apply_call_status(
         attempt.ended_at = now
         return NextStep(finalize_now=CARRIER_OUTCOMES[event.status])
     if event.status == "completed":
+        # Twilio's `completed` means answered and ended normally (unanswered calls end
+        # no-answer, busy, failed or canceled), even when it overtakes its `in-progress`.
         attempt.ended_at = now
-        if attempt.answered_at is None and "in-progress" not in seen:
-            return NextStep(finalize_now=Outcome.NO_ANSWER)
+        if attempt.answered_at is None and event.duration_s is not None:
+            attempt.answered_at = now - timedelta(seconds=event.duration_s)
         return NextStep(finalize_later=Outcome.COMPLETED)
     return NOTHING
+
+
+def outcome_from_events(events: list[Any]) -> Outcome:
+    """How the carrier saw an attempt end, from the status events stored on it: for the
+    reconciler, when the follow-up that should have finalized it was lost."""
+    statuses = [e for e in events if isinstance(e, dict)]
+    if any(_machine(e.get("answered_by")) for e in statuses):
+        return Outcome.VOICEMAIL
+    for event in reversed(statuses):
+        status = event.get("status")
+        if status in CARRIER_OUTCOMES:
+            return CARRIER_OUTCOMES[str(status)]
+        if status == "completed":
+            return Outcome.COMPLETED
+    return Outcome.FAILED
 
 
 def voicemail_hangs_up(session: Session, attempt_id: uuid.UUID) -> bool:

@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dispatcher.call_events import outcome_from_events
 from dispatcher.finalization import CARRIER_OUTCOMES, Finalized, finalize_attempt
 from dispatcher.lead_state import abandon_dial, defer, record_dialed
 from dispatcher.providers import CallProvider, ProviderError
@@ -42,6 +43,7 @@ class ReconcileReport:
     adopted: int = 0
     abandoned: int = 0
     expired_calls: int = 0
+    closed_ended: int = 0
     reclaimed_leases: int = 0
     finalized: list[Finalized] = field(default_factory=list)
 
@@ -116,6 +118,7 @@ class Reconciler:
         for attempt in pending:
             self._settle_unconfirmed(attempt, now, report)
         self._expire_stuck_calls(now, report)
+        self._close_ended_unfinalized(now, report)
         report.reclaimed_leases = self._reclaim_leases()
         return report
 
@@ -170,6 +173,25 @@ class Reconciler:
                     )
                 )
         report.expired_calls = len(stuck)
+
+    def _close_ended_unfinalized(self, now: datetime, report: ReconcileReport) -> None:
+        """The carrier reported the end, but the finalize it called for was lost (the broker
+        was down when the callback arrived, or a worker died holding the task)."""
+        with transaction(self.sessions) as session:
+            ended = session.execute(
+                select(CallAttempt.id, CallAttempt.events).where(
+                    CallAttempt.ended_at.is_not(None),
+                    CallAttempt.finalized_at.is_(None),
+                    CallAttempt.ended_at < now - self.ended_grace,
+                )
+            ).all()
+            for attempt_id, events in ended:
+                outcome = outcome_from_events(events or [])
+                report.finalized.append(
+                    finalize_attempt(session, attempt_id, outcome, source="reconciler", now=now)
+                )
+                log.info("ended_attempt_closed", attempt_id=str(attempt_id), outcome=outcome)
+        report.closed_ended = len(ended)
 
     def _reclaim_leases(self) -> int:
         with self.sessions() as session:

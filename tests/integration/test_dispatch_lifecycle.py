@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from dispatcher.call_events import CallStatus, apply_call_status
+from dispatcher.call_events import CallStatus, apply_call_status, outcome_from_events
 from dispatcher.lead_state import DialClaim, claim_for_dial
 from dispatcher.providers import DialOutcomeUnknown, InstantProvider
 from dispatcher.sweep import claim_due
+from dispatcher.tasks.finalize import release_held
 from shared.db.models import CallAttempt, Lead, WebhookDelivery
 from shared.db.session import transaction
 from shared.enums import AttemptState, DeferralReason, LeadStatus, Outcome
@@ -229,13 +230,19 @@ def test_unanswered_final_statuses_finalize_now(fleet: Any) -> None:
         assert _status(f, attempt_id, sid, status).finalize_now == outcome
 
 
-def test_completed_before_answer_is_no_answer_and_late_events_are_ignored(fleet: Any) -> None:
+def test_completed_overtaking_in_progress_is_still_an_answered_call(fleet: Any) -> None:
+    """Callbacks can arrive out of order: `completed` means answered, with or without the
+    `in-progress` before it, and the late `in-progress` then changes nothing."""
     f: Fleet = fleet()
     lead_id, attempt_id = dialed(f)
     sid = f.attempts(lead_id)[0].provider_call_sid
-    assert _status(f, attempt_id, sid, "completed").finalize_now == Outcome.NO_ANSWER
-    f.finalize(attempt_id, Outcome.NO_ANSWER)
-    assert _status(f, attempt_id, sid, "ringing").finalize_now is None
+    step = _status(f, attempt_id, sid, "completed", duration_s=30)
+    assert step.finalize_later == Outcome.COMPLETED and step.finalize_now is None
+    [attempt] = f.attempts(lead_id)
+    assert attempt.answered_at is not None and attempt.ended_at is not None
+    assert (attempt.ended_at - attempt.answered_at).total_seconds() == 30
+    f.finalize(attempt_id, Outcome.COMPLETED)
+    assert _status(f, attempt_id, sid, "in-progress").finalize_now is None
     assert f.attempts(lead_id)[0].state == AttemptState.ENDED
 
 
@@ -277,3 +284,37 @@ def test_redis_flushed_mid_run_loses_no_lead(fleet: Any) -> None:
     assert statuses == {LeadStatus.DIALING: 30}
     assert attempts == 30 == len(f.provider.placed_calls)
     assert len({c.request.to for c in f.provider.placed_calls}) == 30
+
+
+def test_an_ended_attempt_whose_finalize_was_lost_is_closed_by_the_reconciler(
+    fleet: Any,
+) -> None:
+    """The carrier's final status was stored but its finalize message never went out (the
+    broker was down): after the grace the reconciler closes the attempt as the carrier saw
+    it, the lead follows its retry policy and the channel comes back."""
+    f: Fleet = fleet()
+    lead_id, attempt_id = dialed(f)
+    sid = f.attempts(lead_id)[0].provider_call_sid
+    assert _status(f, attempt_id, sid, "busy").finalize_now == Outcome.BUSY  # never sent
+    assert f.reconciler(ended_unfinalized_grace_s=30).run(datetime.now(UTC)).closed_ended == 0
+
+    later = datetime.now(UTC) + timedelta(seconds=31)
+    report = f.reconciler(ended_unfinalized_grace_s=30).run(later)
+    assert report.closed_ended == 1
+    [finalized] = report.finalized
+    release_held(f.channels, f.slots, finalized)
+    [attempt] = f.attempts(lead_id)
+    assert (attempt.outcome, attempt.outcome_source) == (Outcome.BUSY, "reconciler")
+    assert f.lead(lead_id).status == LeadStatus.SCHEDULED  # BUSY is retried by the template
+    assert f.channels.in_use(f.number_id()) == 0
+    assert f.reconciler().run(later).closed_ended == 0  # once
+
+
+def test_outcome_from_events_reads_the_carriers_last_word() -> None:
+    assert outcome_from_events([{"status": "ringing"}, {"status": "no-answer"}]) == (
+        Outcome.NO_ANSWER
+    )
+    assert outcome_from_events([{"status": "completed"}]) == Outcome.COMPLETED
+    machine = {"status": "in-progress", "answered_by": "machine_start"}
+    assert outcome_from_events([machine, {"status": "completed"}]) == Outcome.VOICEMAIL
+    assert outcome_from_events([]) == Outcome.FAILED

@@ -1,0 +1,1 @@
+"""Chaos suite: the fleet as real processes, broken on purpose, checked after recovery."""
