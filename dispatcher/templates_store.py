@@ -8,7 +8,7 @@ orchestrator on one inbound number.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -109,6 +109,35 @@ def orchestrator_problems(
             problems.append(
                 f"orchestrator.inbound_number: {spec.inbound_number} is not one of this "
                 "merchant's numbers"
+            )
+        problems.extend(_inbound_payload_problems(definition, agents))
+    return problems
+
+
+def _inbound_payload_problems(
+    definition: TemplateDefinition, agents: Mapping[str, TemplateDefinition | None]
+) -> list[str]:
+    """An inbound call brings no lead payload: every variable the orchestrator or one of its
+    agents needs must have a default, or the call could not be rendered."""
+    problems = [
+        f"variables.{name}: inbound calls carry no payload; give it a default or make it "
+        "optional (orchestrator.inbound_number is set)"
+        for name, spec in definition.variables.items()
+        if spec.required and spec.default is None
+    ]
+    for index, agent in enumerate(
+        definition.orchestrator.agents if definition.orchestrator else ()
+    ):
+        target = agents.get(agent.template)
+        needed = [
+            name
+            for name, spec in (target.variables.items() if target else ())
+            if spec.required and spec.default is None
+        ]
+        if needed:
+            problems.append(
+                f"orchestrator.agents[{index}].template: '{agent.template}' needs "
+                f"{', '.join(needed)} with no default, which an inbound call cannot supply"
             )
     return problems
 

@@ -33,12 +33,28 @@ COD = "COD order confirmation"
 CLINIC = "Clinic appointment reminder"
 
 
+INBOUND_DEFAULTS = {
+    "string": "there", "integer": 0, "number": 0, "boolean": False,
+    "date": "2026-12-01", "datetime": "2026-12-01T10:00:00+05:30",
+}  # fmt: skip
+
+
+def inbound_ready(document: dict[str, Any]) -> dict[str, Any]:
+    """Every variable optional with a default: an inbound call brings no payload."""
+    variables = document["variables"]
+    assert isinstance(variables, dict)
+    for spec in variables.values():
+        spec["required"] = False
+        spec.setdefault("default", INBOUND_DEFAULTS[spec["type"]])
+    return document
+
+
 def front_desk(**orchestrator: Any) -> dict[str, Any]:
     document = load_example("front_desk")
     section = document["orchestrator"]
     assert isinstance(section, dict)
     section.update(orchestrator)
-    return document
+    return inbound_ready(document) if orchestrator.get("inbound_number") else document
 
 
 def second_front_desk(**orchestrator: Any) -> dict[str, Any]:
@@ -49,8 +65,8 @@ def second_front_desk(**orchestrator: Any) -> dict[str, Any]:
 
 def load_agents(sessions: sessionmaker[Session], merchant_id: uuid.UUID) -> None:
     with transaction(sessions) as session:
-        save_template(session, merchant_id, load_example("cod_confirmation"))
-        save_template(session, merchant_id, load_example("appointment_reminder"))
+        save_template(session, merchant_id, inbound_ready(load_example("cod_confirmation")))
+        save_template(session, merchant_id, inbound_ready(load_example("appointment_reminder")))
 
 
 def add_number(sessions: sessionmaker[Session], merchant_id: uuid.UUID | None, e164: str) -> None:
@@ -70,11 +86,12 @@ def problems_of(response: Any) -> dict[str, str]:
 
 @pytest.fixture
 def shop(make_merchant: Any, sessions: sessionmaker[Session]) -> MerchantFixture:
-    """A merchant with both example agents active (COD was loaded by the fixture) and a
-    number of its own."""
+    """A merchant with both example agents active, ready for inbound calls (every variable
+    has a default), and a number of its own."""
     merchant: MerchantFixture = make_merchant("shop")
     with transaction(sessions) as session:
-        save_template(session, merchant.id, load_example("appointment_reminder"))
+        save_template(session, merchant.id, inbound_ready(load_example("cod_confirmation")))
+        save_template(session, merchant.id, inbound_ready(load_example("appointment_reminder")))
     add_number(sessions, merchant.id, NUMBER)
     return merchant
 
@@ -325,3 +342,26 @@ async def test_the_media_worker_loads_the_agents_with_the_call(
     assert context.definition.name == "Front desk"
     assert list(context.agents) == ["order_confirmation"]
     assert context.agents["order_confirmation"].name == COD
+
+
+def test_an_inbound_orchestrator_needs_defaults_for_every_variable(
+    shop: MerchantFixture, sessions: sessionmaker[Session]
+) -> None:
+    """An inbound call brings no payload, so saving refuses an inbound orchestrator (or an
+    agent of one) that needs a variable nobody could supply."""
+    with transaction(sessions) as session:
+        save_template(session, shop.id, load_example("cod_confirmation"))  # needs its payload
+        save_template(session, shop.id, inbound_ready(load_example("appointment_reminder")))
+    document = load_example("front_desk")
+    document["orchestrator"]["inbound_number"] = NUMBER  # type: ignore[index]
+    with pytest.raises(TemplateInvalid) as refused, transaction(sessions) as session:
+        save_template(session, shop.id, document)
+    problems = refused.value.problems
+    assert any(
+        p.startswith("variables.customer_name: inbound calls carry no payload") for p in problems
+    )
+    assert any(
+        p.startswith("orchestrator.agents[0].template: 'COD order confirmation' needs")
+        for p in problems
+    )
+    assert not any("agents[1]" in p for p in problems)  # the appointment agent has defaults
