@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import signal
 from collections.abc import Mapping, Sequence
 
@@ -14,6 +13,7 @@ from pydantic import SecretStr
 
 from shared.logging import configure_logging
 from shared.settings import Settings
+from simulator.audio import ESPEAK_AUTO
 from simulator.personas import DEFAULT_NUMBER_RULES, parse_pairs
 from simulator.server import SimulatorServer
 from simulator.settings import DEFAULT_PORT, DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, SimulatorSettings
@@ -57,8 +57,10 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--espeak",
-        default=shutil.which("espeak-ng"),
-        help="espeak-ng binary; 'none' uses the built-in babble voice",
+        default=ESPEAK_AUTO,
+        help="the caller's voice: 'auto' is libespeak-ng from the espeakng-loader package, "
+        "else the espeak-ng binary on PATH; a path is that espeak-ng binary; "
+        "'none' is the built-in babble voice",
     )
     parser.add_argument(
         "--ring-s",
@@ -94,7 +96,7 @@ def settings_from(argv: Sequence[str] | None, env: Mapping[str, str]) -> Simulat
         seed=args.seed,
         ring_s=args.ring_s,
         redis_url=None if args.redis_url in (None, "", "none") else args.redis_url,
-        espeak_binary=None if args.espeak in (None, "", "none") else args.espeak,
+        espeak_binary=None if args.espeak in ("", "none") else args.espeak,
     )
 
 

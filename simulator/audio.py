@@ -3,7 +3,6 @@ speech-like fallback, and the voiced-frame test. numpy only (`audioop` is deprec
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import zlib
 
@@ -11,6 +10,8 @@ import numpy as np
 import structlog
 from numpy.typing import NDArray
 
+from shared.speech.errors import EspeakUnavailable, SynthesisError
+from shared.speech.espeak import EspeakEngine, EspeakOptions, find_engine
 from simulator.errors import AudioError
 
 log = structlog.get_logger(__name__)
@@ -22,6 +23,7 @@ BYTES_PER_MS = SAMPLE_RATE_HZ // 1000
 SILENCE_FRAME = b"\xff" * FRAME_BYTES  # μ-law 0xFF is +0
 VOICED_RMS = 200.0  # on the int16 scale: about -44 dBFS; comfort noise stays below
 ESPEAK_TIMEOUT_S = 10.0
+ESPEAK_AUTO = "auto"  # `SpeechSynth`: libespeak-ng, else the espeak-ng binary on PATH
 
 _BIAS = 0x84
 _BIAS_14 = _BIAS >> 2
@@ -182,52 +184,47 @@ def beep(duration_ms: int, frequency_hz: float = 1000.0) -> bytes:
     )
 
 
-async def espeak(binary: str, text: str, voice: str = "en") -> bytes:
-    """Speak `text` with espeak-ng (`--stdout` WAV) and return 8 kHz μ-law frames."""
-    process = await asyncio.create_subprocess_exec(
-        binary,
-        "--stdout",
-        "-v",
-        voice,
-        text,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(ESPEAK_TIMEOUT_S):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    if process.returncode != 0:
-        raise AudioError(f"espeak-ng exited {process.returncode}: {err.decode(errors='replace')}")
-    pcm, rate = parse_wav(out)
-    return pcm_to_ulaw_8k(pcm, rate)
-
-
 class SpeechSynth:
-    """Renders the caller's lines once each: espeak-ng when configured, else `babble`."""
+    """Renders the caller's lines once each: espeak-ng when available, else `babble`.
 
-    def __init__(self, espeak_binary: str | None, ms_per_char: int, voice: str = "en") -> None:
-        self.espeak_binary = espeak_binary
+    `espeak` is None for babble only, `ESPEAK_AUTO` for libespeak-ng (the espeakng-loader
+    package) else the `espeak-ng` binary on PATH, or the path of an espeak-ng binary.
+    """
+
+    def __init__(
+        self,
+        espeak: str | None,
+        ms_per_char: int,
+        voice: str = "en",
+        words_per_minute: int = 175,
+    ) -> None:
         self.ms_per_char = ms_per_char
-        self.voice = voice
+        self._options = EspeakOptions(
+            voice=voice, words_per_minute=words_per_minute, timeout_s=ESPEAK_TIMEOUT_S
+        )
+        self._espeak: EspeakEngine | None = None
         self._cache: dict[str, bytes] = {}
+        if espeak is not None:
+            try:
+                self._espeak = find_engine(None if espeak == ESPEAK_AUTO else espeak)
+            except EspeakUnavailable as exc:
+                log.warning("espeak_unavailable_using_babble", error=str(exc))
 
     @property
     def engine(self) -> str:
-        return "espeak-ng" if self.espeak_binary else "babble"
+        return self._espeak.name if self._espeak is not None else "babble"
 
     async def render(self, text: str) -> bytes:
         cached = self._cache.get(text)
         if cached is not None:
             return cached
         audio = b""
-        if self.espeak_binary:
+        if self._espeak is not None:
             try:
-                audio = await espeak(self.espeak_binary, text, self.voice)
-            except (OSError, AudioError, TimeoutError) as exc:
+                speech = await self._espeak.speak(text, self._options)
+                pcm = np.frombuffer(speech.pcm, dtype="<i2")
+                audio = pcm_to_ulaw_8k(pcm.astype(np.int16), speech.sample_rate_hz)
+            except SynthesisError as exc:
                 log.warning("espeak_failed_using_babble", error=str(exc))
         if not audio:
             audio = babble(text, self.ms_per_char)

@@ -1,28 +1,32 @@
-"""`EspeakTTSService`: the offline speaking voice, `espeak-ng --stdout` run as a subprocess."""
+"""`EspeakTTSService`: the offline speaking voice, espeak-ng through `shared.speech.espeak`."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from typing import Any
 
 from pipecat.utils.errors import ErrorCategory
 
-from media_worker.providers.audio import WavFormatError, parse_wav, resample_pcm
+from media_worker.providers.audio import resample_pcm
 from media_worker.providers.errors import ProviderUnavailable, SynthesisFailed
 from media_worker.providers.pcm_tts import PcmTTSService
+from shared.speech.errors import EspeakUnavailable, SynthesisError
+from shared.speech.espeak import ESPEAK_BINARY, EspeakOptions, find_engine
 
-ESPEAK_BINARY = "espeak-ng"
+__all__ = ["ESPEAK_BINARY", "EspeakTTSService"]
 
 
 class EspeakTTSService(PcmTTSService):
-    """Speaks with `espeak-ng`: the text goes in on stdin (never as an argument), a WAV comes
-    back on stdout and is resampled with numpy to the pipeline's output rate.
+    """Speaks with espeak-ng and resamples with numpy to the pipeline's output rate.
 
-    The binary is looked up at construction: without it this raises `ProviderUnavailable`
-    rather than failing on the first sentence. Each sentence is one subprocess, awaited
-    without blocking the event loop, killed if it outlives `synth_timeout_s` or the
-    request is cancelled (an interruption).
+    The engine is chosen at construction (`shared.speech.espeak.find_engine`): libespeak-ng
+    from the espeakng-loader package, else the `espeak-ng` binary on PATH, or exactly the
+    `binary` given. With neither this raises `ProviderUnavailable` rather than failing on the
+    first sentence. Synthesis never blocks the event loop (a worker thread or a subprocess).
+
+    A sentence that outlives `synth_timeout_s` is a `SynthesisFailed`. An interruption
+    cancels the request: the binary is killed; the library's synthesis is told to stop and
+    does so at its next 100 ms chunk of audio, which is dropped.
     """
 
     provider = "espeak"
@@ -31,69 +35,32 @@ class EspeakTTSService(PcmTTSService):
         self,
         *,
         voice: str = "en",
-        binary: str = ESPEAK_BINARY,
+        binary: str | None = None,
         words_per_minute: int = 165,
         synth_timeout_s: float = 10.0,
         **kwargs: Any,
     ):
-        path = shutil.which(binary)
-        if path is None:
-            raise ProviderUnavailable(
-                self.provider,
-                f"the espeak TTS needs the {binary!r} binary, which is not on PATH: install "
-                "espeak-ng (Debian: apt-get install espeak-ng) or choose another voice",
-            )
-        super().__init__(voice=voice, **kwargs)
-        self._binary = path
-        self._voice = voice
-        self._words_per_minute = words_per_minute
-        self._synth_timeout_s = synth_timeout_s
-
-    async def synthesize(self, text: str, sample_rate_hz: int) -> bytes:
-        wav = await self._run_espeak(text)
         try:
-            audio = parse_wav(wav)
-        except WavFormatError as exc:
-            raise SynthesisFailed(
-                self.provider, f"espeak-ng wrote no usable WAV: {exc}", ErrorCategory.SERVER
+            self._engine = find_engine(binary)
+        except EspeakUnavailable as exc:
+            raise ProviderUnavailable(
+                self.provider, f"the espeak TTS cannot speak: {exc}; or choose another voice"
             ) from exc
-        return await asyncio.to_thread(
-            resample_pcm, audio.pcm, audio.sample_rate_hz, sample_rate_hz
+        super().__init__(voice=voice, **kwargs)
+        self._options = EspeakOptions(
+            voice=voice, words_per_minute=words_per_minute, timeout_s=synth_timeout_s
         )
 
-    async def _run_espeak(self, text: str) -> bytes:
-        command = [self._binary, "--stdout", "--stdin", "-v", self._voice]
-        command += ["-s", str(self._words_per_minute)]
+    @property
+    def engine(self) -> str:
+        """`libespeak-ng` or `espeak-ng` (the binary)."""
+        return self._engine.name
+
+    async def synthesize(self, text: str, sample_rate_hz: int) -> bytes:
         try:
-            process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as exc:
-            raise SynthesisFailed(
-                self.provider, f"cannot run {self._binary}: {exc}", ErrorCategory.SERVER
-            ) from exc
-        try:
-            stdout, stderr = await asyncio.wait_for(
-                process.communicate(text.encode("utf-8")), timeout=self._synth_timeout_s
-            )
-        except TimeoutError as exc:
-            raise SynthesisFailed(
-                self.provider,
-                f"espeak-ng took longer than {self._synth_timeout_s} s",
-                ErrorCategory.SERVER,
-            ) from exc
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        if process.returncode != 0:
-            detail = stderr.decode("utf-8", "replace").strip()[:200]
-            raise SynthesisFailed(
-                self.provider,
-                f"espeak-ng exited with {process.returncode}: {detail}",
-                ErrorCategory.SERVER,
-            )
-        return stdout
+            speech = await self._engine.speak(text, self._options)
+        except SynthesisError as exc:
+            raise SynthesisFailed(self.provider, str(exc), ErrorCategory.SERVER) from exc
+        return await asyncio.to_thread(
+            resample_pcm, speech.pcm, speech.sample_rate_hz, sample_rate_hz
+        )

@@ -27,6 +27,8 @@ from media_worker.providers.scripted_llm import ScriptedLLMService, ScriptPolicy
 from media_worker.providers.sim_stt import SimSTTService
 from media_worker.providers.tone_tts import ToneTTSService
 from shared.settings import Settings
+from shared.speech import libespeak
+from shared.speech.errors import EspeakUnavailable
 from shared.templates.policies import LlmProvider, SttProvider, TtsProvider
 
 NO_KEYS = ProviderKeys()
@@ -58,7 +60,13 @@ async def test_flaky_wraps_an_offline_voice(call: CallInfo) -> None:
     assert build_tts("flaky", "anything", NO_KEYS, call).wrapped_provider == "tone"  # type: ignore[attr-defined]
 
 
-async def test_espeak_needs_its_binary(call: CallInfo, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_espeak_needs_its_library_or_binary(
+    call: CallInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable() -> libespeak.LibEspeak:
+        raise EspeakUnavailable("libespeak-ng", "the espeakng-loader package is missing")
+
+    monkeypatch.setattr(libespeak, "shared_library", unavailable)
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ProviderUnavailable, match="espeak-ng"):
         build_tts("espeak", "en", NO_KEYS, call)

@@ -1,9 +1,9 @@
-"""The offline voices: tone length follows the text, espeak runs as a subprocess, WAV helpers."""
+"""The offline voices: tone length follows the text, espeak through libespeak-ng or its binary,
+WAV helpers."""
 
 from __future__ import annotations
 
 import io
-import shutil
 import stat
 import sys
 import wave
@@ -31,9 +31,11 @@ from media_worker.providers.audio import (
     tone_pcm,
 )
 from media_worker.providers.errors import ProviderUnavailable
-from media_worker.providers.espeak_tts import ESPEAK_BINARY, EspeakTTSService
+from media_worker.providers.espeak_tts import EspeakTTSService
 from media_worker.providers.pcm_tts import PcmTTSService
 from media_worker.providers.tone_tts import ToneTTSService
+from shared.speech import libespeak
+from shared.speech.errors import EspeakUnavailable
 
 RATE = 8000
 TTS_FRAMES = (TTSStartedFrame, TTSAudioRawFrame, TTSStoppedFrame)
@@ -162,10 +164,33 @@ def test_espeak_without_binary_fails_at_construction() -> None:
         EspeakTTSService(binary="/nonexistent/espeak-ng")
 
 
-@pytest.mark.skipif(shutil.which(ESPEAK_BINARY) is None, reason="espeak-ng is not installed")
-async def test_real_espeak_speaks() -> None:
-    down, up = await speak(EspeakTTSService(), "Your order is confirmed.")
+async def test_espeak_speaks_through_the_packaged_library() -> None:
+    tts = EspeakTTSService()
+    assert tts.engine == "libespeak-ng"
+    down, up = await speak(tts, "Your order is confirmed.", "Thank you.")
+    chunks = [f for f in down if isinstance(f, TTSAudioRawFrame)]
+    assert chunks and all(f.sample_rate == RATE and f.num_channels == 1 for f in chunks)
     samples = pcm16_to_float(audio_bytes(down))
-    assert samples.size > RATE * 0.5
+    assert samples.size > RATE * 1.0
     assert np.abs(samples).max() > 0.05
     assert not [f for f in up if isinstance(f, ErrorFrame)]
+
+
+async def test_espeak_over_its_time_limit_is_an_error_frame() -> None:
+    tts = EspeakTTSService(synth_timeout_s=0, stop_frame_timeout_s=0.2)
+    down, up = await speak(tts, "Your order is confirmed.")
+    assert audio_bytes(down) == b""
+    errors = [f for f in up if isinstance(f, ErrorFrame)]
+    assert "took longer than 0 s" in errors[0].error
+
+
+def test_espeak_without_library_or_binary_fails_at_construction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unavailable() -> libespeak.LibEspeak:
+        raise EspeakUnavailable("libespeak-ng", "the espeakng-loader package is missing")
+
+    monkeypatch.setattr(libespeak, "shared_library", unavailable)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ProviderUnavailable, match="espeakng-loader package is missing"):
+        EspeakTTSService()

@@ -1,4 +1,5 @@
-"""μ-law, resampling, WAV parsing and the caller's voices (no I/O beyond a fake espeak)."""
+"""μ-law, resampling, WAV parsing and the caller's voices (packaged espeak, a fake binary,
+babble)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from simulator.audio import (
+    ESPEAK_AUTO,
     FRAME_BYTES,
     SILENCE_FRAME,
     SpeechSynth,
@@ -106,7 +108,8 @@ async def test_espeak_output_is_resampled_to_8k_ulaw(tmp_path: Path) -> None:
     fake = tmp_path / "espeak-ng"
     fake.write_text(
         f"#!{sys.executable}\nimport sys\n"
-        f"assert sys.argv[1:4] == ['--stdout', '-v', 'en'], sys.argv\n"
+        f"assert sys.argv[1:5] == ['--stdout', '--stdin', '-v', 'en'], sys.argv\n"
+        f"assert sys.stdin.read() == 'hello there'\n"  # text as data, never an argument
         f"sys.stdout.buffer.write(open({str(wav_path)!r}, 'rb').read())\n"
     )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
@@ -115,6 +118,23 @@ async def test_espeak_output_is_resampled_to_8k_ulaw(tmp_path: Path) -> None:
     assert synth.engine == "espeak-ng"
     assert len(audio) == 8000  # one second at 8 kHz, one byte a sample
     assert audio == pcm_to_ulaw_8k(parse_wav(wav_path.read_bytes())[0], 16000)
+
+
+async def test_the_caller_speaks_with_the_packaged_library() -> None:
+    synth = SpeechSynth(ESPEAK_AUTO, ms_per_char=60)
+    assert synth.engine == "libespeak-ng"
+    audio = await synth.render("Yes, this is me.")
+    assert len(audio) % FRAME_BYTES == 0
+    assert sum(voiced_frames(audio)) > 10
+    assert audio != babble("Yes, this is me.", 60)
+    assert await synth.render("Yes, this is me.") is audio  # rendered once
+
+
+async def test_no_espeak_or_a_missing_binary_is_babble() -> None:
+    assert SpeechSynth(None, ms_per_char=30).engine == "babble"
+    missing = SpeechSynth("/nonexistent/espeak-ng", ms_per_char=30)
+    assert missing.engine == "babble"
+    assert await missing.render("hello there") == babble("hello there", 30)
 
 
 async def test_a_broken_espeak_falls_back_to_babble(tmp_path: Path) -> None:

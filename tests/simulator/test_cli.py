@@ -57,6 +57,7 @@ def test_settings_come_from_environment_then_arguments() -> None:
     assert args.number_rules == (("99", "silent"),)
     assert args.redis_url is None and args.espeak_binary is None
     assert settings_from([], {}).account_sid == DEV_ACCOUNT_SID
+    assert settings_from([], {}).espeak_binary == "auto"  # libespeak-ng, else the binary
 
 
 @pytest.mark.parametrize("argv", [["--persona-mix", "confirm=often"], ["--number-rules", "0000"]])
