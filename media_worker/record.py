@@ -7,6 +7,7 @@ Outcome for the attempt (`outcome_for_attempt`), first matching row wins:
 
 | the conversation decided outcome X (end_call, transfer, end_conversation) | X          |
 | no outcome decided, the customer hung up                                 | NO_RESPONSE |
+| no outcome decided, the call ran into its length cap (`max_call_s`)       | NO_RESPONSE |
 | no outcome decided, the media socket dropped                             | FAILED      |
 | no outcome decided, the worker drained (shut down) mid-call              | FAILED      |
 | no outcome decided, an error ended the call                              | FAILED      |
@@ -17,6 +18,12 @@ A decided outcome is never overwritten: the first decision wins (later ones are 
 `outcome_ignored` events), and a hang-up during the goodbye does not undo it. `decided_by` is
 `conversation` when an outcome was decided, else the end cause (`error` if none was recorded);
 its value is what finalization stores as the attempt's `outcome_source`.
+
+A capped call reached someone who kept the line open for the whole cap without the
+conversation deciding anything: that is the customer not answering the question, as when they
+hang up undecided, not a platform failure (`FAILED` is retried by the usual policies, and a
+customer just held for the whole cap should not be redialled for it). `decided_by` still says
+`max_duration`, so the two stay apart.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ class EndCause(StrEnum):
     CUSTOMER_HUNG_UP = "customer_hung_up"
     SOCKET_DROPPED = "socket_dropped"
     WORKER_DRAINED = "worker_drained"
+    MAX_DURATION = "max_duration"
     ERROR = "error"
 
 
@@ -54,6 +62,7 @@ class CallEventKind(StrEnum):
     TTS_FAILOVER = "tts_failover"
     TRANSFER_REQUESTED = "transfer_requested"
     AGENT_SWITCHED = "agent_switched"
+    ROUTE_REFUSED = "route_refused"
     OUTCOME_IGNORED = "outcome_ignored"
     NODE_TRAVERSAL = "node_traversal"
     CALL_SUMMARY = "call_summary"
@@ -70,6 +79,7 @@ class Utterance:
     offset_ms: int | None
     agent: str | None
     tts_provider: str | None
+    tts_voice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,10 +147,22 @@ class CallRecord:
         if self._answered_at is None:
             self._answered_at = self._stamp(at)
 
-    def switch_agent(self, agent: str, at: datetime | None = None) -> None:
-        """Route the call to agent template `agent`: later agent turns carry its name."""
-        self.add_event(CallEventKind.AGENT_SWITCHED, {"from": self._agent, "to": agent}, at)
+    def switch_agent(
+        self, agent: str, at: datetime | None = None, *, reason: str | None = None
+    ) -> CallEvent:
+        """Route the call to agent template `agent`: later agent turns carry its name. The
+        event keeps `reason` (why the call was handed over, as the model put it) when given."""
+        details: dict[str, Any] = {"from": self._agent, "to": agent}
+        if reason is not None:
+            details["reason"] = reason
+        event = self.add_event(CallEventKind.AGENT_SWITCHED, details, at)
         self._agent = agent
+        return event
+
+    @property
+    def agent(self) -> str:
+        """The agent template the call is with now (the one labelling agent turns)."""
+        return self._agent
 
     def add_utterance(
         self,
@@ -150,10 +172,12 @@ class CallRecord:
         started_at: datetime,
         ended_at: datetime | None = None,
         tts_provider: str | None = None,
+        tts_voice: str | None = None,
     ) -> Utterance | None:
         """Append a transcript entry; blank text (an empty STT result) is not kept.
 
-        Agent turns carry the current agent template and the TTS provider that spoke them.
+        Agent turns carry the current agent template and the TTS provider (and voice id) that
+        spoke them.
         """
         if not text.strip():
             return None
@@ -166,6 +190,7 @@ class CallRecord:
             offset_ms=self._offset_ms(started_at),
             agent=self._agent if speaker == "agent" else None,
             tts_provider=tts_provider if speaker == "agent" else None,
+            tts_voice=tts_voice if speaker == "agent" else None,
         )
         self._utterances.append(utterance)
         return utterance
@@ -285,7 +310,7 @@ class CallRecord:
         """The outcome finalization records (the table in the module docstring)."""
         if self._outcome is not None:
             return self._outcome
-        if self._ended_by is EndCause.CUSTOMER_HUNG_UP:
+        if self._ended_by in (EndCause.CUSTOMER_HUNG_UP, EndCause.MAX_DURATION):
             return Outcome.NO_RESPONSE
         return Outcome.FAILED
 
@@ -350,6 +375,7 @@ def _utterance_timing_json(u: Utterance) -> dict[str, Any]:
         "started_at": _iso(u.started_at),
         "ended_at": _iso(u.ended_at),
         "tts_provider": u.tts_provider,
+        "tts_voice": u.tts_voice,
     }
 
 

@@ -5,7 +5,7 @@ save the record and send `callfleet.finalize_attempt` exactly once.
 How the call ended decides the record's end cause (the outcome table is in `record.py`):
 
 | the conversation decided an outcome (however it then ended) | CONVERSATION     |
-| the call ran into `max_call_s` (see below)                  | ERROR            |
+| the call ran into `max_call_s` (see below)                  | MAX_DURATION     |
 | the stream ended under us with `stop` or a clean close     | CUSTOMER_HUNG_UP |
 | the stream ended under us otherwise (lost, receive failed) | SOCKET_DROPPED   |
 | the pipeline ended on its own (the flow's EndFrame)        | CONVERSATION     |
@@ -22,15 +22,21 @@ call to that number (a REST update with `<Dial>` TwiML) instead of hanging up; t
 `transfer_completed` or `transfer_failed` (then the call is hung up).
 
 Length cap: `max_call_s` after the start, a call the conversation has not ended says a short
-goodbye and ends gracefully (`max_duration_reached` event); its cause is ERROR, the nearest
-one `EndCause` has to a runaway call.
+goodbye and ends gracefully (`max_duration_reached` event); its cause is MAX_DURATION (the
+record's outcome table says what the attempt gets).
+
+Agent routing: an orchestrator's flow is built with its agents (`CallContext.agents`); when one
+takes the call over, routing calls `_on_voice_change` inside the flow's own order, and the
+pipeline switches to that agent's voice (`CallPipeline.speak_as`, every voice having been built
+at the call's start). A hand-off carrying a summary asks the call's LLM for it
+(`llm_summarizer`, bounded by routing's own timeout).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -46,6 +52,7 @@ from websockets.asyncio.server import ServerConnection
 
 from media_worker.admission import Admitted
 from media_worker.flows import ConversationEnd, FlowPlan, build_flow
+from media_worker.flows.routing import VoiceChange, llm_summarizer
 from media_worker.held import Sleep, held_by, keep_held
 from media_worker.pipeline import CallPipeline, ProviderOverrides, build_call_pipeline
 from media_worker.providers.factory import ProviderKeys
@@ -61,6 +68,7 @@ from media_worker.transport import (
     call_control_for,
     is_machine,
 )
+from media_worker.tts_health import TTSHealthPolicy
 from shared.enums import Outcome
 
 log = structlog.get_logger(__name__)
@@ -92,8 +100,8 @@ class SessionDeps:
     socket, and there is no REST access to the call (no transfer, no machine detection).
     `end_grace_s` bounds a graceful end (the goodbye, the flush) before cancelling;
     `max_call_s` caps a call's length; `machine_detection` asks the carrier for `AnsweredBy`
-    (set it as the dispatcher's dials do); `sleep` is every wait the session makes (tests
-    pass one they control)."""
+    (set it as the dispatcher's dials do); `tts_policy` is the TTS health policy (None: its
+    defaults); `sleep` is every wait the session makes (tests pass one they control)."""
 
     store: CallStore
     sessions: sessionmaker[Session]
@@ -107,6 +115,7 @@ class SessionDeps:
     end_grace_s: float = 20
     max_call_s: float = DEFAULT_MAX_CALL_S
     machine_detection: bool = False
+    tts_policy: TTSHealthPolicy | None = None
     sleep: Sleep = asyncio.sleep
 
 
@@ -126,6 +135,7 @@ class CallSession:
         )
         self._transport: TwilioStreamTransport | None = None
         self._worker: PipelineWorker | None = None
+        self._call: CallPipeline | None = None
         self._deadline: asyncio.Task[None] | None = None
         self._finished_by: Frame | None = None
         self._conversation_end: ConversationEnd | None = None
@@ -185,7 +195,15 @@ class CallSession:
     async def _run(
         self, context: CallContext, record: CallRecord, answered_by: asyncio.Task[str | None]
     ) -> EndCause:
-        plan = build_flow(context.definition, context.payload, record=record, on_end=self._on_end)
+        plan = build_flow(
+            context.definition,
+            context.payload,
+            record=record,
+            on_end=self._on_end,
+            agents=context.agents,
+            on_voice_change=self._on_voice_change,
+            summarize=self._summarize,
+        )
         machine = await answered_by
         if not is_machine(machine):
             return await self._run_pipeline(context, record, plan, voicemail=None)
@@ -212,7 +230,9 @@ class CallSession:
             self._deps.keys,
             record=record,
             overrides=self._deps.overrides,
+            tts_policy=self._deps.tts_policy,
         )
+        self._call = call
         worker = self._worker = call.worker
 
         @worker.event_handler("on_pipeline_started")  # type: ignore[untyped-decorator]
@@ -254,7 +274,7 @@ class CallSession:
         if record.outcome is not None:
             return EndCause.CONVERSATION
         if self._capped:
-            return EndCause.ERROR
+            return EndCause.MAX_DURATION
         if end is not None:
             if end.reason in (StreamEndReason.STOP, StreamEndReason.CLOSED):
                 return EndCause.CUSTOMER_HUNG_UP
@@ -283,6 +303,20 @@ class CallSession:
             except ValueError:
                 log.warning("transfer_unavailable")  # no REST access: the call ends instead
         self._arm_deadline()
+
+    async def _on_voice_change(self, change: VoiceChange) -> None:
+        # Called by routing inside a pipecat function action; it logs what this raises (the
+        # agent then speaks in the voice in use), and the call goes on.
+        if self._call is None:
+            log.warning("voice_change_without_pipeline", agent=change.agent)
+            return
+        await self._call.speak_as(change.agent)
+
+    async def _summarize(self, messages: Sequence[Mapping[str, Any]]) -> str | None:
+        # The flow is built before the pipeline (and its LLM): bound late.
+        if self._call is None:
+            return None
+        return await llm_summarizer(self._call.llm)(messages)
 
     def _note_transfer(self, record: CallRecord) -> None:
         if record.transfer_to is None:

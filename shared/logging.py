@@ -1,4 +1,5 @@
-"""structlog setup: JSON in production or when not on a TTY, readable in dev; phones masked."""
+"""structlog setup: JSON in production or when not on a TTY, readable in dev; phones masked.
+Libraries that log through loguru (pipecat) are routed into the same output by `route_loguru`."""
 
 from __future__ import annotations
 
@@ -70,9 +71,47 @@ def configure_logging(settings: Settings, *, stream: Any = None) -> None:
                 mask_phone_numbers,
                 renderer,
             ],
-            foreign_pre_chain=shared_processors,
+            # Stdlib and loguru records name their logger (`pipecat.services.tts_service`).
+            foreign_pre_chain=[*shared_processors, structlog.stdlib.add_logger_name],
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+
+
+def library_log_level(process_level: str) -> int:
+    """The level for libraries that narrate every call (pipecat logs its setup and each frame
+    path at INFO and DEBUG): WARNING at the process's INFO; the process's own level when that
+    is stricter, or when it is DEBUG (asked for on purpose)."""
+    level = logging.getLevelNamesMapping().get(process_level.upper(), logging.INFO)
+    return level if level <= logging.DEBUG else max(level, logging.WARNING)
+
+
+class _ToStdlib(logging.Handler):
+    """Hands a record loguru built to the stdlib logger of its name (and so to the root's
+    handler that `configure_logging` installed)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # The traceback is rendered from `exc_info` by our processors; loguru leaves a
+        # placeholder `exc_text` that a plain stdlib formatter would print instead.
+        record.exc_text = None
+        logging.getLogger(record.name).handle(record)
+
+
+def route_loguru(level: int) -> None:
+    """Replace loguru's own stderr output (DEBUG and up, plain text) with stdlib logging from
+    `level` up, so pipecat's lines come out as ours do: JSON in production, phones masked.
+
+    Call it after `configure_logging`. Process-wide: it removes every loguru sink.
+    """
+    from loguru import logger  # only processes that run pipecat have it
+
+    logger.remove()
+    # The message only: our processors add time, level and logger, and render the traceback
+    # from `exc_info` (a format string would get loguru's copy of it appended).
+    logger.add(_ToStdlib(), level=level, format=_message_only, backtrace=False, diagnose=False)
+
+
+def _message_only(_record: Any) -> str:
+    return "{message}"

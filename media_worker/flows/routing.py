@@ -40,7 +40,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.llm_service import LLMService
 
 from media_worker.flows.functions import HandlerResult
-from media_worker.record import CallRecord
+from media_worker.record import CallEventKind, CallRecord
 from shared.templates import ROUTE_FUNCTION, AgentSpec, OrchestratorSpec, VoiceSpec
 from shared.templates import escape_placeholders as inert
 
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-ROUTE_REFUSED = "route_refused"
+ROUTE_REFUSED = CallEventKind.ROUTE_REFUSED
 """The event kind a refused route leaves on the record."""
 
 SUMMARY_TIMEOUT_S = 4.0
@@ -195,7 +195,7 @@ class Router:
     async def _entry(
         self, target: RouteTarget, node: NodeConfig, flow_manager: FlowManager, reason: str
     ) -> NodeConfig:
-        node["pre_actions"] = [self._switch_action(target), *node.get("pre_actions", [])]
+        node["pre_actions"] = [self._switch_action(target, reason), *node.get("pre_actions", [])]
         if self._spec.context == "full":
             node["context_strategy"] = ContextStrategyConfig(strategy=ContextStrategy.APPEND)
             return node
@@ -219,7 +219,7 @@ class Router:
         because = f" The call was handed to you because: {reason}." if reason else ""
         return f"You are taking over this call.{because} Summary of the conversation so far: {text}"
 
-    def _switch_action(self, target: RouteTarget) -> ActionConfig:
+    def _switch_action(self, target: RouteTarget, reason: str) -> ActionConfig:
         change = VoiceChange(
             agent=target.spec.name,
             template=target.plan.definition.name,
@@ -227,7 +227,7 @@ class Router:
         )
 
         async def switch(action: dict[str, Any], flow_manager: FlowManager) -> None:
-            self._record.switch_agent(change.template)
+            self._record.switch_agent(change.template, reason=reason or None)
             self._switching = False
             if self._on_voice_change is None:
                 return

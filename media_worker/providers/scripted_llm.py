@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from pipecat.adapters.llm.base_llm_adapter import BaseLLMAdapter
+from pipecat.adapters.llm.services.open_ai_adapter import OpenAILLMAdapter
 from pipecat.frames.frames import (
     Frame,
     FunctionCallFromLLM,
@@ -82,6 +84,9 @@ class ScriptedLLMService(LLMService):
     """
 
     provider = "scripted"
+    # The adapter pipecat picks by default, but imported with this module: pipecat imports it
+    # lazily in the constructor, which put a second-long import on the first call's loop.
+    adapter_class: type[BaseLLMAdapter[Any]] | None = OpenAILLMAdapter
 
     def __init__(self, *, policy: ScriptPolicy | None = None, **kwargs: Any):
         settings = LLMSettings(

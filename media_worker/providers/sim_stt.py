@@ -51,9 +51,11 @@ class SimSTTService(STTService):
     model or stop timeout is involved. If a VAD also runs in the aggregator and still hears speech
     when the proposal arrives, pipecat holds the turn until the VAD stops and the external strategy
     re-checks (every 0.5 s). `supports_ttfs` is False: there is no speech-end-to-transcript wait.
-    Pipeline-supplied strategies win over the recommendation; pipecat's defaults still end the
-    turn at once when no VAD runs (a finalized transcript without VAD activity completes it),
-    but with a VAD their smart-turn model decides, so leave `user_turn_strategies` unset.
+    Pipeline-supplied strategies win over the recommendation. The call pipeline passes these same
+    external strategies itself (`pipeline.user_turn_strategies`): left unset, the aggregator
+    would first build pipecat's defaults, whose Smart Turn model loads per call. pipecat's
+    defaults would still end the turn at once when no VAD runs, but with a VAD their
+    smart-turn model decides.
 
     `redis` is borrowed (never closed here). The subscription is opened at `StartFrame` (the
     start returns once Redis confirmed it) and torn down at `EndFrame`/`CancelFrame` or

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import binascii
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from pipecat.audio.utils import create_stream_resampler, ulaw_to_pcm
 from pipecat.frames.frames import (
     CancelFrame,
     ClientConnectedFrame,
     EndFrame,
     EndWorkerFrame,
-    InputAudioRawFrame,
     StartFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
@@ -23,6 +25,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosedError
 
 from media_worker import protocol
+from media_worker.transport.caller_audio import CallerAudioFrame
 from media_worker.transport.connection import (
     StreamCallbacks,
     StreamEnd,
@@ -38,8 +41,9 @@ class TwilioStreamInputTransport(BaseInputTransport):
     """Reads the stream from pipeline start until the socket closes or the pipeline ends.
 
     On start it fires `on_client_connected` and pushes a `ClientConnectedFrame`. Then `media`
-    becomes an `InputAudioRawFrame` (8 kHz) and `dtmf` an `InputDTMFFrame`, both via the
-    serializer; `mark` a `PlaybackMarkReachedFrame` plus the `on_mark` event; `stop`, a close
+    becomes a `CallerAudioFrame` (an `InputAudioRawFrame`, 8 kHz PCM decoded from the message
+    already parsed) and `dtmf` an `InputDTMFFrame` (via the serializer); `mark` a
+    `PlaybackMarkReachedFrame` plus the `on_mark` event; `stop`, a close
     or a lost connection fire `on_client_disconnected` and end the pipeline gracefully
     (`EndWorkerFrame` upstream). Malformed messages are logged and skipped.
     """
@@ -57,6 +61,7 @@ class TwilioStreamInputTransport(BaseInputTransport):
         self._socket = socket
         self._serializer = serializer
         self._callbacks = callbacks
+        self._resampler = create_stream_resampler()  # 8 kHz in and out: never resamples
         self._receive_task: asyncio.Task[None] | None = None
         # Set once an EndFrame or CancelFrame passed: frames pushed after it would be orphans.
         self._ending = False
@@ -126,7 +131,9 @@ class TwilioStreamInputTransport(BaseInputTransport):
             # One bad message is not worth the call, but it must be seen.
             log.warning("media_stream_message_ignored", error=str(exc), sample=str(message)[:120])
             return
-        if event in ("media", "dtmf"):
+        if event == "media":
+            await self._push_media(decoded, message)
+        elif event == "dtmf":
             await self._push_deserialized(message)
         elif mark_name is not None:
             await self._mark_reached(mark_name)
@@ -136,21 +143,37 @@ class TwilioStreamInputTransport(BaseInputTransport):
         else:
             log.debug("media_stream_event_ignored", media_stream_event=event)
 
-    async def _push_deserialized(self, message: str | bytes) -> None:
-        if self._ending or self._socket.end is not None:
+    def _listening(self) -> bool:
+        return not self._ending and self._socket.end is None
+
+    async def _push_media(self, decoded: Mapping[str, Any], message: str | bytes) -> None:
+        """One `media` message's μ-law as 16-bit PCM, decoded as pipecat's Twilio serializer
+        does but from the message already parsed (no second JSON parse 50 times a second)."""
+        if not self._listening():
             return  # the call is over; nobody is listening for its audio
-        # The serializer parses the JSON a second time; at 50 small messages a second that is
-        # cheaper than owning a second copy of its μ-law decoding.
+        media = decoded.get("media")
         try:
-            frame = await self._serializer.deserialize(message)
+            if not isinstance(media, Mapping):
+                raise TypeError(f"media is {type(media).__name__}, not an object")
+            payload = media.get("payload")
+            if not payload:
+                return  # as the serializer: nothing to hear
+            ulaw = base64.b64decode(payload)
         except (binascii.Error, TypeError) as exc:  # bad base64; a payload that is not a string
             log.warning("media_stream_payload_ignored", error=str(exc), sample=str(message)[:120])
             return
-        if frame is None:
-            return
-        if isinstance(frame, InputAudioRawFrame):
+        pcm = await ulaw_to_pcm(
+            ulaw, protocol.SAMPLE_RATE_HZ, protocol.SAMPLE_RATE_HZ, self._resampler
+        )
+        if pcm:
+            frame = CallerAudioFrame(audio=pcm, sample_rate=protocol.SAMPLE_RATE_HZ, num_channels=1)
             await self.push_audio_frame(frame)
-        else:
+
+    async def _push_deserialized(self, message: str | bytes) -> None:
+        if not self._listening():
+            return
+        frame = await self._serializer.deserialize(message)
+        if frame is not None:
             await self.push_frame(frame)
 
     async def _mark_reached(self, name: str) -> None:

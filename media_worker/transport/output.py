@@ -86,7 +86,11 @@ class TwilioStreamOutputTransport(BaseOutputTransport):
         await self.set_transport_ready(frame)
 
     async def stop(self, frame: EndFrame) -> None:
-        await super().stop(frame)  # returns once queued audio and the end silence are sent
+        await super().stop(frame)  # returns once the queued audio is sent
+        if self._socket.end is None:
+            # Let the last words play out at Twilio before the hang-up or close cuts them
+            # (instead of pipecat's end silence: see `_checked_params` in transport.py).
+            await self._pacer.drain()
         await self._finish(frame)
 
     async def cancel(self, frame: CancelFrame) -> None:

@@ -37,6 +37,12 @@ class PlayoutPacer:
         if ahead_s > 0:
             await self._sleep(ahead_s)
 
+    async def drain(self) -> None:
+        """Wait until the audio sent so far has played at Twilio (at most the lead)."""
+        remaining_s = self._playout_end_s - self._clock()
+        if remaining_s > 0:
+            await self._sleep(remaining_s)
+
     def reset(self) -> None:
         """Twilio's buffer was cleared: nothing is queued there any more."""
         self._playout_end_s = 0.0

@@ -156,7 +156,8 @@ class TwilioStreamTransport(BaseTransport):
 
 
 def _checked_params(params: TransportParams) -> TransportParams:
-    """The caller's params pinned to 8 kHz mono, refusing settings Twilio cannot carry."""
+    """The caller's params pinned to 8 kHz mono without end silence, refusing settings Twilio
+    cannot carry."""
     if not (params.audio_in_enabled and params.audio_out_enabled):
         raise ValueError("a Twilio stream carries audio both ways: enable audio in and out")
     for setting in ("audio_in_sample_rate", "audio_out_sample_rate"):
@@ -165,7 +166,14 @@ def _checked_params(params: TransportParams) -> TransportParams:
             raise ValueError(f"{setting} must be {SAMPLE_RATE_HZ} (Twilio's rate), got {rate}")
     if (params.audio_in_channels, params.audio_out_channels) != (CHANNELS, CHANNELS):
         raise ValueError("Twilio streams are mono: audio_in_channels/audio_out_channels must be 1")
-    pinned = {"audio_in_sample_rate": SAMPLE_RATE_HZ, "audio_out_sample_rate": SAMPLE_RATE_HZ}
+    pinned = {
+        "audio_in_sample_rate": SAMPLE_RATE_HZ,
+        "audio_out_sample_rate": SAMPLE_RATE_HZ,
+        # pipecat's end silence (2 s by default) is written as one frame, bypassing the
+        # chunking: one 2 s media message at every call's end, and the pacer holding the
+        # hang-up for it. The output waits for its last audio to play out instead.
+        "audio_out_end_silence_secs": 0,
+    }
     return params.model_copy(update=pinned)
 
 

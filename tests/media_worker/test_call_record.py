@@ -86,6 +86,29 @@ def test_agent_turns_carry_the_routed_agent_and_the_switch_is_an_event() -> None
     ]
     assert call.events[0].kind == "agent_switched"
     assert call.events[0].details == {"from": "COD order confirmation", "to": "Returns desk"}
+    assert call.agent == "Returns desk"
+
+
+def test_a_switch_keeps_its_reason() -> None:
+    call = record()
+    event = call.switch_agent("Returns desk", at=at(2), reason="wants to return a kurta")
+    assert event.details == {
+        "from": "COD order confirmation",
+        "to": "Returns desk",
+        "reason": "wants to return a kurta",
+    }
+
+
+def test_a_capped_call_without_a_decision_is_no_response_decided_by_the_cap() -> None:
+    call = record()
+    call.end(EndCause.MAX_DURATION, at=at(900))
+    assert call.outcome_for_attempt() is Outcome.NO_RESPONSE
+    assert call.decided_by is EndCause.MAX_DURATION
+    # A decision taken before the cap still wins.
+    decided = record()
+    decided.decide_outcome(Outcome.CONFIRMED, at=at(10))
+    decided.end(EndCause.MAX_DURATION, at=at(900))
+    assert decided.outcome_for_attempt() is Outcome.CONFIRMED
 
 
 def test_naive_timestamps_are_refused() -> None:
@@ -206,7 +229,14 @@ def test_events_json_merges_events_and_traversal_in_time_order_then_a_summary() 
         arguments={},
         at=at(4),
     )
-    call.add_utterance("agent", "Hello", started_at=at(1), ended_at=at(2), tts_provider="cartesia")
+    call.add_utterance(
+        "agent",
+        "Hello",
+        started_at=at(1),
+        ended_at=at(2),
+        tts_provider="cartesia",
+        tts_voice="riya",
+    )
     call.add_turn_latency_ms(640)
     call.decide_outcome(Outcome.CANCELLED_BY_CUSTOMER, at=at(12))
     call.end(EndCause.CUSTOMER_HUNG_UP, at=at(14))
@@ -245,6 +275,7 @@ def test_events_json_merges_events_and_traversal_in_time_order_then_a_summary() 
                 "started_at": at(1).isoformat(),
                 "ended_at": at(2).isoformat(),
                 "tts_provider": "cartesia",
+                "tts_voice": "riya",
             }
         ],
     }

@@ -53,3 +53,13 @@ async def test_a_clear_forgets_what_was_buffered() -> None:
 def test_a_negative_lead_is_refused() -> None:
     with pytest.raises(ValueError, match="lead_s"):
         PlayoutPacer(-0.1)
+
+
+async def test_drain_waits_until_what_was_sent_has_played() -> None:
+    time = FakeTime()
+    pacer = PlayoutPacer(0.2, clock=time.clock, sleep=time.sleep)
+    await pacer.sent(0.5)  # waits 0.3 s: 0.2 s still buffered at Twilio
+    await pacer.drain()
+    assert time.waits == [0.3, 0.2]
+    await pacer.drain()  # nothing left to play
+    assert time.waits == [0.3, 0.2]

@@ -158,7 +158,11 @@ async def test_a_route_enters_the_agents_initial_node_with_its_functions_only() 
     await run_switch(node, manager)
     [switched] = call.record.events
     assert switched.kind == CallEventKind.AGENT_SWITCHED
-    assert switched.details == {"from": "Front desk", "to": "COD order confirmation"}
+    assert switched.details == {
+        "from": "Front desk",
+        "to": "COD order confirmation",
+        "reason": "my order",
+    }
     assert [change for change, _ in call.voices] == [
         VoiceChange("order_confirmation", "COD order confirmation", COD.voice)
     ]

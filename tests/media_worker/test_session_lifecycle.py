@@ -159,7 +159,11 @@ async def test_a_call_reaching_the_length_cap_says_goodbye_and_ends(
         attempt = await rig.attempt_finalized(verdict)
         report = await rig.sim_call_final(verdict.call_sid or "")
 
-    assert (outcome, source) == (Outcome.FAILED.value, "error")
+    # Someone kept the line open for the whole cap without deciding: no response, not a
+    # platform failure (which the retry policy would redial).
+    assert (outcome, source) == (Outcome.NO_RESPONSE.value, "max_duration")
+    assert (attempt.outcome, attempt.outcome_source) == (Outcome.NO_RESPONSE, "max_duration")
+    assert summary_of(attempt.events)["ended_by"] == "max_duration"
     assert SessionEventKind.MAX_DURATION_REACHED in event_kinds(attempt.events)
     agent = [turn["text"] for turn in record["transcript"] if turn["speaker"] == "agent"]
     assert agent[-1] == CAP_GOODBYE

@@ -536,6 +536,23 @@ async def test_ending_the_pipeline_hangs_up_if_configured_then_closes_the_socket
     assert [e for e in logs if e["log_level"] in ("warning", "error")] == []
 
 
+async def test_ending_after_speech_sends_the_speech_and_no_end_silence() -> None:
+    samples = tone(440, 0, RATE_HZ // 2)  # half a second
+    async with twilio_stream() as (twilio, call):  # the default params
+        await play_tts(call, samples, context_id="bye")
+        await call.worker.queue_frame(EndFrame())
+        async with asyncio.timeout(WAIT_S):
+            received = [json.loads(m) async for m in twilio.websocket]  # until the worker closes
+        await call.wait_finished()
+
+    chunks = media_bytes(received)
+    # pipecat's end silence would add one 2 s message (16,000 bytes) after the speech.
+    assert {len(chunk) for chunk in chunks} == {CHUNK_SAMPLES}
+    sent = b"".join(chunks)
+    assert sent[: len(samples)] == ulaw_encode(samples)
+    assert len(sent) - len(samples) < CHUNK_SAMPLES  # only the last chunk's padding follows
+
+
 def test_params_twilio_cannot_carry_are_refused() -> None:
     start = parse_start(json.dumps(load_session()[1]))
     connection = cast(ServerConnection, object())  # never touched: construction fails first

@@ -1,0 +1,39 @@
+"""The worker-wide offline provider choices (`python -m media_worker --providers ...`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from media_worker.__main__ import main
+from media_worker.pipeline import ProviderOverrides
+from media_worker.providers.flaky import FlakyKnobs
+
+
+def test_fast_offline_stack_hears_the_side_channel_and_falls_back_to_espeak() -> None:
+    fast = ProviderOverrides.offline_stack()
+    assert (fast.stt, fast.llm, fast.tts, fast.tts_voice) == ("sim", "scripted", "tone", "tone")
+    assert (fast.tts_fallback, fast.tts_fallback_voice) == ("espeak", "en-us+f2")
+    assert fast.tts_flaky is None
+
+
+def test_realistic_stack_transcribes_audio_and_speaks_with_espeak() -> None:
+    real = ProviderOverrides.offline_stack(realistic=True)
+    assert (real.stt, real.tts, real.tts_voice) == ("moonshine", "espeak", "en-us+f2")
+    assert (real.tts_fallback, real.tts_fallback_voice) == ("tone", "tone")
+
+
+def test_a_failing_primary_is_the_same_voice_behind_a_flaky_wrapper() -> None:
+    fast = ProviderOverrides.offline_stack(tts_fail_probability=0.25)
+    assert (fast.tts, fast.tts_voice) == ("flaky", "tone")
+    assert fast.tts_flaky == FlakyKnobs(fail_probability=0.25)
+    real = ProviderOverrides.offline_stack(realistic=True, tts_fail_probability=0.25)
+    assert (real.tts, real.tts_voice) == ("flaky", "espeak:en-us+f2")
+
+
+def test_the_cli_refuses_a_probability_outside_zero_to_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--providers", "offline", "--tts-fail-probability", "1.5"])
+    assert exited.value.code == 2
+    assert "--tts-fail-probability must be within 0..1" in capsys.readouterr().err
