@@ -156,10 +156,11 @@ class Ports:
     carrier: int
     flower: int
     media: int
+    media_realistic: int
 
     @classmethod
     def pick(cls) -> Ports:
-        return cls(free_port(), free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
 
 
 def fleet_env(settings: Settings, ports: Ports) -> dict[str, str]:
@@ -172,6 +173,8 @@ def fleet_env(settings: Settings, ports: Ports) -> dict[str, str]:
         "CALLFLEET_SIMULATOR_PORT": str(ports.carrier),
         "CALLFLEET_FLOWER_PORT": str(ports.flower),
         "CALLFLEET_MEDIA_PORT": str(ports.media),
+        "CALLFLEET_MEDIA_ARGS": FAST_MEDIA_ARGS,
+        "CALLFLEET_MEDIA_SLOTS": str(FAST_MEDIA_SLOTS),
         "CALLFLEET_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.api}",
         "CALLFLEET_TWILIO_API_BASE_URL": f"http://127.0.0.1:{ports.carrier}",
         "CALLFLEET_RUN_DIR": str(ROOT / ".run"),
@@ -181,9 +184,30 @@ def fleet_env(settings: Settings, ports: Ports) -> dict[str, str]:
     }
 
 
+# The `media` entry runs the fast offline stack (sim STT, tone voice) with a primary voice
+# that fails now and then, so TTS failover shows; a second, small media worker runs the
+# realistic offline stack (Silero VAD, moonshine STT, espeak), so a few calls go through
+# real speech recognition. Dispatch fills the worker with the most free slots first.
+FAST_MEDIA_ARGS = "--providers offline --tts-fail-probability 0.1"
+FAST_MEDIA_SLOTS, REALISTIC_MEDIA_SLOTS = 8, 3
+
+
+def demo_procfile(ports: Ports) -> Path:
+    """The project's Procfile plus the realistic media worker, under `.run/`."""
+    extra = (
+        f"media_realistic: CALLFLEET_MEDIA_PORT={ports.media_realistic} "
+        f"CALLFLEET_MEDIA_SLOTS={REALISTIC_MEDIA_SLOTS} "
+        "python -m media_worker --providers realistic\n"
+    )
+    path = ROOT / ".run" / "Procfile.demo"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text((ROOT / "Procfile").read_text(encoding="utf-8") + extra, encoding="utf-8")
+    return path
+
+
 def start_fleet(settings: Settings, ports: Ports) -> subprocess.Popen[bytes]:
     """Every Procfile entry this build has, through honcho."""
-    command = ["honcho", "-f", str(ROOT / "Procfile"), "start"]
+    command = ["honcho", "-f", str(demo_procfile(ports)), "-d", str(ROOT), "start"]
     return subprocess.Popen(
         command, cwd=ROOT, env=fleet_env(settings, ports), start_new_session=True
     )
@@ -300,7 +324,10 @@ def main() -> None:
     fleet = start_fleet(settings, ports)
     try:
         wait_healthy(base)
-        say(f"fleet up (api, beat, dispatcher, media, carrier, flower) - API {base}/docs")
+        say(
+            "fleet up (api, beat, dispatcher, media, media_realistic, carrier, flower)"
+            f" - API {base}/docs"
+        )
         before = dispatch_counts(metrics_redis)
         lead_ids = submit(base, api_key, templates, args.leads)
         final = follow(sessions, lead_ids, args.timeout_s)

@@ -3,7 +3,6 @@ speech-like fallback, and the voiced-frame test. numpy only (`audioop` is deprec
 
 from __future__ import annotations
 
-import struct
 import zlib
 
 import numpy as np
@@ -12,7 +11,6 @@ from numpy.typing import NDArray
 
 from shared.speech.errors import EspeakUnavailable, SynthesisError
 from shared.speech.espeak import EspeakEngine, EspeakOptions, find_engine
-from simulator.errors import AudioError
 
 log = structlog.get_logger(__name__)
 
@@ -72,31 +70,6 @@ def resample(pcm: NDArray[np.float64], src_hz: int, dst_hz: int) -> NDArray[np.f
     count = int(round(pcm.size * dst_hz / src_hz))
     positions = np.arange(count) * (src_hz / dst_hz)
     return np.asarray(np.interp(positions, np.arange(pcm.size), signal), dtype=np.float64)
-
-
-def parse_wav(data: bytes) -> tuple[NDArray[np.int16], int]:
-    """16-bit PCM WAV to mono samples and rate. Tolerates the unknown-length header that
-    espeak-ng writes when its output is a pipe (the data chunk runs to the end)."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise AudioError("not a RIFF/WAVE file")
-    pos, channels, rate = 12, 0, 0
-    while pos + 8 <= len(data):
-        chunk_id, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
-        body = pos + 8
-        if chunk_id == b"fmt ":
-            fmt, channels, rate, _, _, bits = struct.unpack("<HHIIHH", data[body : body + 16])
-            if fmt != 1 or bits != 16 or channels < 1:
-                raise AudioError(f"unsupported WAV format {fmt}/{bits} bit/{channels} ch")
-        elif chunk_id == b"data":
-            if not rate:
-                raise AudioError("WAV data before its fmt chunk")
-            end = len(data) if size == 0 or body + size > len(data) else body + size
-            raw = data[body:end]
-            samples = np.frombuffer(raw[: len(raw) - len(raw) % (2 * channels)], dtype="<i2")
-            mono = samples.reshape(-1, channels).mean(axis=1)
-            return mono.astype(np.int16), rate
-        pos = body + size + (size & 1)
-    raise AudioError("WAV without a data chunk")
 
 
 def pcm_to_ulaw_8k(pcm: NDArray[np.int16], rate_hz: int) -> bytes:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from shared.speech.pcm import speech_from_wav
 
 _INT16_MAX = 32767
 _FADE_S = 0.005
@@ -73,45 +74,12 @@ def pcm16_to_float(pcm: bytes) -> NDArray[np.float64]:
 
 
 def parse_wav(data: bytes) -> WavAudio:
-    """The PCM of a RIFF/WAVE file (8/16/32-bit integer, any channel count, mixed down to mono).
-
-    Tolerates the placeholder sizes a streaming writer (`espeak-ng --stdout`) leaves in the
-    header: a `data` chunk runs to the end of the bytes when its size says more.
-    """
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise WavFormatError("not a RIFF/WAVE file")
-    fmt: tuple[int, int, int, int] | None = None
-    offset = 12
-    while offset + 8 <= len(data):
-        chunk_id, size = data[offset : offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
-        body = data[offset + 8 : offset + 8 + size]
-        if chunk_id == b"fmt ":
-            if len(body) < 16:
-                raise WavFormatError("fmt chunk too short")
-            audio_format, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", body)
-            fmt = (audio_format, channels, rate, bits)
-        elif chunk_id == b"data":
-            if fmt is None:
-                raise WavFormatError("data chunk before fmt chunk")
-            return WavAudio(pcm=_mono_pcm16(body, fmt), sample_rate_hz=fmt[2])
-        offset += 8 + size + size % 2
-    raise WavFormatError("no data chunk")
-
-
-def _mono_pcm16(body: bytes, fmt: tuple[int, int, int, int]) -> bytes:
-    audio_format, channels, _, bits = fmt
-    if audio_format not in (1, 0xFFFE) or bits not in (8, 16, 32) or channels < 1:
-        raise WavFormatError(f"unsupported WAV encoding (format {audio_format}, {bits} bit)")
-    width = bits // 8
-    usable = len(body) - len(body) % (width * channels)
-    if bits == 8:
-        samples = (np.frombuffer(body[:usable], dtype=np.uint8).astype(np.float64) - 128) / 128
-    else:
-        dtype = "<i2" if bits == 16 else "<i4"
-        samples = np.frombuffer(body[:usable], dtype=dtype).astype(np.float64) / 2.0 ** (bits - 1)
-    if channels > 1:
-        samples = samples.reshape(-1, channels).mean(axis=1)
-    return _to_pcm16(samples)
+    """The PCM of a RIFF/WAVE file, mixed down to 16-bit mono (`shared.speech.pcm` reads it)."""
+    try:
+        speech = speech_from_wav(data)
+    except ValueError as exc:
+        raise WavFormatError(str(exc)) from exc
+    return WavAudio(pcm=speech.pcm, sample_rate_hz=speech.sample_rate_hz)
 
 
 def _lowpass(samples: NDArray[np.float64], cutoff: float) -> NDArray[np.float64]:

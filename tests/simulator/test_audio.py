@@ -13,20 +13,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared.speech.pcm import speech_from_wav
 from simulator.audio import (
     ESPEAK_AUTO,
     FRAME_BYTES,
     SILENCE_FRAME,
     SpeechSynth,
     babble,
-    parse_wav,
     pcm_to_ulaw_8k,
     resample,
     ulaw_decode,
     ulaw_encode,
     voiced_frames,
 )
-from simulator.errors import AudioError
 
 
 def _audioop() -> object | None:
@@ -81,16 +80,6 @@ def _wav(samples: np.ndarray, rate: int, streaming_header: bool = False) -> byte
     return data
 
 
-def test_parse_wav_reads_pipe_headers_to_the_end_of_the_data() -> None:
-    samples = (np.sin(np.arange(2205) / 5) * 10000).astype(np.int16)
-    for streaming in (False, True):
-        pcm, rate = parse_wav(_wav(samples, 22050, streaming))
-        assert rate == 22050
-        assert np.array_equal(pcm, samples)
-    with pytest.raises(AudioError):
-        parse_wav(b"RIFF\x00\x00\x00\x00WAVEjunk")
-
-
 def test_babble_is_voiced_speech_sized_and_frame_aligned() -> None:
     audio = babble("Yes, this is me.", ms_per_char=60)
     assert len(audio) % FRAME_BYTES == 0
@@ -117,7 +106,9 @@ async def test_espeak_output_is_resampled_to_8k_ulaw(tmp_path: Path) -> None:
     audio = await synth.render("hello there")
     assert synth.engine == "espeak-ng"
     assert len(audio) == 8000  # one second at 8 kHz, one byte a sample
-    assert audio == pcm_to_ulaw_8k(parse_wav(wav_path.read_bytes())[0], 16000)
+    speech = speech_from_wav(wav_path.read_bytes())
+    pcm = np.frombuffer(speech.pcm, dtype="<i2").astype(np.int16)
+    assert audio == pcm_to_ulaw_8k(pcm, speech.sample_rate_hz)
 
 
 async def test_the_caller_speaks_with_the_packaged_library() -> None:
