@@ -188,7 +188,7 @@ def fleet_env(settings: Settings, ports: Ports) -> dict[str, str]:
 # that fails now and then, so TTS failover shows; a second, small media worker runs the
 # realistic offline stack (Silero VAD, moonshine STT, espeak), so a few calls go through
 # real speech recognition. Dispatch fills the worker with the most free slots first.
-FAST_MEDIA_ARGS = "--providers offline --tts-fail-probability 0.1"
+FAST_MEDIA_ARGS = "--providers offline --tts-fail-probability 0.3"
 FAST_MEDIA_SLOTS, REALISTIC_MEDIA_SLOTS = 8, 3
 
 
