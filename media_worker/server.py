@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from http import HTTPStatus
 
 import structlog
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.frames import CloseCode
@@ -67,11 +70,35 @@ class MediaServer:
                 "slots": self.options.slots,
             }
             return connection.respond(HTTPStatus.OK, json.dumps(body) + "\n")
+        if request.path == "/metrics":
+            return connection.respond(HTTPStatus.OK, self._metrics())
         if request.path != STREAM_PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
         if self._draining:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
         return None
+
+    def _metrics(self) -> str:
+        """This process's calls in Prometheus text format (the fleet's totals are on the
+        API's `/metrics`)."""
+        labels = ["worker_id"]
+        families = [
+            ("callfleet_media_live_calls", "Calls this media worker is serving.", self.live_calls),
+            ("callfleet_media_slots", "Call slots this media worker has.", self.options.slots),
+            (
+                "callfleet_media_free_slots_local",
+                "Call slots free on this worker (0 while draining).",
+                0 if self._draining else max(self.options.slots - self.live_calls, 0),
+            ),
+        ]
+        registry = CollectorRegistry(auto_describe=False)
+        gauges: list[Metric] = []
+        for name, documentation, value in families:
+            gauge = GaugeMetricFamily(name, documentation, labels=labels)
+            gauge.add_metric([self.options.worker_id], value)
+            gauges.append(gauge)
+        registry.register(_Snapshot(gauges))
+        return generate_latest(registry).decode()
 
     async def _handle(self, connection: ServerConnection) -> None:
         if self._free.locked():
@@ -146,3 +173,11 @@ class MediaServer:
             self._server.close()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=10)
+
+
+class _Snapshot(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)

@@ -53,7 +53,30 @@ WEBHOOK_DELIVERIES = CounterSpec(
     "Merchant webhook delivery attempts by result.",
     ("result",),
 )
-SPECS: tuple[CounterSpec | HistogramSpec, ...] = (DISPATCHES, ADMISSION_SECONDS, WEBHOOK_DELIVERIES)
+TURN_LATENCY_SECONDS = HistogramSpec(
+    "callfleet_turn_latency_seconds",
+    "Customer stops speaking to first bot audio, per turn, from finished calls' records.",
+    (),
+    (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
+)
+TTS_FAILOVERS = CounterSpec(
+    "callfleet_tts_failovers",
+    "Calls switched from a failing TTS provider to their fallback voice.",
+    ("from_provider", "to_provider"),
+)
+TTS_DEGRADED = CounterSpec(
+    "callfleet_tts_degraded",
+    "Times a TTS provider failed past the threshold and was marked degraded fleet-wide.",
+    ("provider",),
+)
+SPECS: tuple[CounterSpec | HistogramSpec, ...] = (
+    DISPATCHES,
+    ADMISSION_SECONDS,
+    WEBHOOK_DELIVERIES,
+    TURN_LATENCY_SECONDS,
+    TTS_FAILOVERS,
+    TTS_DEGRADED,
+)
 
 _SEPARATOR = "\x1f"  # never in a label value we write
 

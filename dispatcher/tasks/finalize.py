@@ -10,6 +10,7 @@ import structlog
 from celery import shared_task
 from celery.app.task import Task
 
+from dispatcher.call_metrics import count_call_record
 from dispatcher.finalization import Finalized, finalize_attempt
 from dispatcher.worker_context import WorkerContext
 from shared.coordination import ChannelLeases, MediaSlots
@@ -55,6 +56,8 @@ def finalize(
             log.info("finalize_duplicate", outcome=outcome, source=source)
             return False
         release_held(context.channels, context.slots, result)
+        count_call_record(context.counters, (record or {}).get("events") or ())
+        context.counters.maybe_flush()
         self.app.send_task("callfleet.deliver_webhooks")
         log.info("finalized", outcome=outcome, source=source, lead_status=result.lead_status)
         return True

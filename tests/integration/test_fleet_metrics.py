@@ -3,14 +3,18 @@ processes, read back as Prometheus families, and the API's `/metrics` page."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from dispatcher.call_metrics import count_call_record
+from media_worker.record import CallRecord, EndCause
 from shared import redis_keys
 from shared.coordination import MediaSlots
+from shared.enums import Outcome
 from shared.fleet_metrics import (
     ADMISSION_SECONDS,
     DISPATCHES,
@@ -101,3 +105,27 @@ def test_metrics_page_reports_leads_capacity_and_fleet_counters(
     assert samples[("callfleet_media_free_slots", ())] == 4
     assert samples[("callfleet_dispatches_total", (("action", "dialed"), ("reason", "")))] == 1
     assert "+1415555" not in response.text
+
+
+def test_a_finished_calls_record_adds_turn_latency_and_tts_flips(
+    redis_client: redis.Redis,
+) -> None:
+    t0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+    record = CallRecord("COD order confirmation", clock=lambda: t0)
+    record.add_tts_failover("cartesia", "espeak", "2 failures in a row", t0)
+    record.add_event("tts_provider_degraded", {"provider": "cartesia", "reason": "errors"}, t0)
+    for ms in (250, 420, 1800):
+        record.add_turn_latency_ms(ms)
+    record.decide_outcome(Outcome.CONFIRMED)
+    record.end(EndCause.CONVERSATION, t0)
+    counters = FleetCounters(redis_client)
+    count_call_record(counters, record.to_finalize_record()["events"])
+    counters.flush()
+    samples = _samples(read_fleet_metrics(redis_client))
+    assert samples[("callfleet_turn_latency_seconds_count", ())] == 3
+    assert samples[("callfleet_turn_latency_seconds_bucket", (("le", "0.3"),))] == 1
+    assert samples[("callfleet_turn_latency_seconds_bucket", (("le", "0.5"),))] == 2
+    assert samples[("callfleet_turn_latency_seconds_bucket", (("le", "2.0"),))] == 3
+    failover = (("from_provider", "cartesia"), ("to_provider", "espeak"))
+    assert samples[("callfleet_tts_failovers_total", failover)] == 1
+    assert samples[("callfleet_tts_degraded_total", (("provider", "cartesia"),))] == 1

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
@@ -172,3 +173,21 @@ async def test_health_check_and_draining(
         assert (await http.get(f"http://127.0.0.1:{media.port}/healthz")).json()[
             "status"
         ] == "draining"
+
+
+async def test_metrics_show_this_workers_calls_and_slots(server: tuple[MediaServer, Calls]) -> None:
+    media, _ = server
+    async with httpx.AsyncClient() as http:
+        page = await http.get(f"http://127.0.0.1:{media.port}/metrics")
+    assert page.status_code == 200
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(page.text)
+        for sample in family.samples
+        if sample.labels == {"worker_id": media.options.worker_id}
+    }
+    assert samples == {
+        "callfleet_media_live_calls": 0,
+        "callfleet_media_slots": media.options.slots,
+        "callfleet_media_free_slots_local": media.options.slots,
+    }
