@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     Frame,
@@ -24,18 +22,10 @@ from redis.asyncio import Redis
 from media_worker.observers import TurnLatencyObserver
 from media_worker.record import CallRecord
 from shared.redis_keys import sim_stt_channel
-from shared.settings import Settings
-from tests.media_worker.test_pipeline_tts import (
+from tests.media_worker.pipeline_harness import (
     flaky_overrides,
     start_call,
 )
-
-
-@pytest.fixture
-async def aredis(settings: Settings, redis_client: Any) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 class Clock:

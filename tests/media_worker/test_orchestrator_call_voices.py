@@ -7,29 +7,21 @@ from __future__ import annotations
 import asyncio
 import copy
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
-from pipecat.frames.frames import EndFrame, Frame, TTSSpeakFrame
-from pipecat.workers.runner import WorkerRunner
+from pipecat.frames.frames import EndFrame, TTSSpeakFrame
 
-from media_worker.pipeline import CallPipeline, ProviderOverrides, build_call_pipeline
-from media_worker.providers.factory import ProviderKeys
+from media_worker.pipeline import CallPipeline, ProviderOverrides
 from media_worker.providers.flaky import FlakyKnobs
 from media_worker.record import CallRecord
 from media_worker.store import CallContext
-from media_worker.tts_health import TTSHealthPolicy
 from media_worker.tts_health_call import TTSEvent
 from media_worker.voices import VoiceOverrides
-from shared.settings import Settings
 from shared.templates import TemplateDefinition, load_example, parse_template
 from tests.media_worker.payloads import APPOINTMENT_PAYLOAD, COD_PAYLOAD
-from tests.media_worker.test_pipeline_tts import FakeTransport
+from tests.media_worker.pipeline_harness import WAIT_S, start_call
 
-WAIT_S = 20.0
-POLICY = TTSHealthPolicy(failure_threshold=2, degraded_cooldown_s=60, audio_timeout_s=30)
 EARS: dict[str, Any] = {"stt": "sim", "llm": "scripted"}
 
 
@@ -46,13 +38,6 @@ ORDERS = template(
 )
 CLINIC = template("appointment_reminder", {"provider": "tone", "voice_id": "maya"})
 AGENTS = {"order_confirmation": ORDERS, "appointment_reminder": CLINIC}
-
-
-@pytest.fixture
-async def aredis(settings: Settings, redis_client: Any) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 class Running:
@@ -79,29 +64,8 @@ class Running:
 async def start(aredis: aioredis.Redis, overrides: ProviderOverrides) -> Running:
     payload = {**COD_PAYLOAD, **APPOINTMENT_PAYLOAD}
     context = CallContext(uuid.uuid4(), uuid.uuid4(), payload, DESK, AGENTS)
-    record = CallRecord(DESK.name)
-    call = build_call_pipeline(
-        FakeTransport(),
-        context,
-        "CA" + uuid.uuid4().hex,
-        aredis,
-        ProviderKeys(),
-        record=record,
-        overrides=overrides,
-        tts_policy=POLICY,
-    )
-    started = asyncio.Event()
-
-    @call.worker.event_handler("on_pipeline_started")  # type: ignore[untyped-decorator]
-    async def _started(worker: Any, frame: Frame) -> None:
-        started.set()
-
-    runner = WorkerRunner(handle_sigint=False)
-    await runner.add_workers(call.worker)
-    task = asyncio.create_task(runner.run())
-    async with asyncio.timeout(WAIT_S):
-        await started.wait()
-    return Running(call, record, task)
+    running = await start_call(aredis, overrides, call_sid="CA" + uuid.uuid4().hex, context=context)
+    return Running(running.call, running.record, running.task)
 
 
 async def test_every_agents_voice_is_built_at_the_start_each_service_once(

@@ -5,7 +5,6 @@ call loads a model), and the caller's audio stops after its last listener."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -27,21 +26,13 @@ from media_worker.providers.factory import ProviderKeys
 from media_worker.providers.turn_models import SharedSmartTurnAnalyzer, load_turn_models
 from media_worker.record import CallRecord
 from media_worker.transport.caller_audio import CallerAudioFrame, CallerAudioSink
-from shared.settings import Settings
-from tests.media_worker.test_pipeline_tts import (
+from tests.media_worker.pipeline_harness import (
     WAIT_S,
     FakeTransport,
     cod_context,
     flaky_overrides,
     start_call,
 )
-
-
-@pytest.fixture
-async def aredis(settings: Settings, redis_client: Any) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 def test_sim_turns_end_on_its_own_proposals() -> None:

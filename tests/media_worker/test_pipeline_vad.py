@@ -3,9 +3,7 @@ attached to the user aggregator where pipecat 1.14 runs it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from pipecat.audio.vad.silero import SileroVADAnalyzer
@@ -14,20 +12,12 @@ from redis.asyncio import Redis
 from media_worker.pipeline import build_call_pipeline, vad_enabled
 from media_worker.providers.factory import ProviderKeys
 from media_worker.record import CallRecord
-from shared.settings import Settings
-from tests.media_worker.test_pipeline_tts import (
+from tests.media_worker.pipeline_harness import (
     FakeTransport,
     cod_context,
     flaky_overrides,
     start_call,
 )
-
-
-@pytest.fixture
-async def aredis(settings: Settings, redis_client: Any) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.mark.parametrize(

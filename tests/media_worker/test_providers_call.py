@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 from pipecat.flows import FlowArgs, FlowManager, FlowsFunctionSchema, NodeConfig
 from pipecat.frames.frames import EndFrame, Frame, TTSAudioRawFrame, TTSStoppedFrame
@@ -26,17 +24,9 @@ from media_worker.providers.factory import (
     build_tts,
 )
 from shared.redis_keys import sim_stt_channel
-from shared.settings import Settings
 
 CALL_SID = "CA" + "3" * 32
 WAIT_S = 15.0
-
-
-@pytest.fixture
-async def aredis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 class _AudioCounter(FrameProcessor):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
-import pytest
 import redis
 import redis.asyncio as aioredis
 from pipecat.frames.frames import (
@@ -35,17 +33,9 @@ from pipecat.workers.runner import WorkerRunner
 from media_worker.providers.sim_stt import SimSTTService
 from media_worker.providers.sim_subscription import SimTranscript
 from shared.redis_keys import sim_stt_channel
-from shared.settings import Settings
 
 CALL_SID = "CA" + "1" * 32
 WAIT_S = 10.0
-
-
-@pytest.fixture
-async def aredis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 async def publish_when_subscribed(client: redis.Redis, *messages: str) -> None:
