@@ -61,7 +61,11 @@ class SimulatorServer:
 
     async def start(self) -> None:
         settings = self.settings
-        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=500))
+        # A fresh connection per request, as Twilio's callbacks come: a pooled keep-alive
+        # connection that the receiving server is closing at that instant resets, and the
+        # callback would be lost.
+        connector = aiohttp.TCPConnector(limit=500, force_close=True)
+        self._http = aiohttp.ClientSession(connector=connector)
         self._publisher = make_publisher(settings.redis_url)
         self._env = CallEnv(
             settings=settings,
