@@ -2,11 +2,16 @@
 and ingest-to-dial latency through the API, printed beside a no-op Celery task's throughput
 measured in the same run on the same broker. Figures only, no assertions.
 
-    python bench/dispatch.py              # --leads 3000 --concurrency 2 --latency-leads 300
+    python bench/dispatch.py              # --rounds 5 --leads 1200 --concurrency 2
     python bench/dispatch.py --profile 300   # also cProfile admission in-process
 
-Every phase stops at --phase-timeout and then reports what finished; no beat runs, so the
-latency figure is the at-once path (intake -> dispatch_ingested -> dispatch), not the sweep.
+The no-op and dispatch phases alternate for --rounds short rounds and the headline is the
+median of the rounds' ratios, so a burst of other work on the machine (or a slower spell of
+a shared CPU) skews one round, not the figure. Each phase also reports
+the CPU its tasks cost across the worker, PostgreSQL and Redis processes: a steadier figure
+than throughput on a shared machine. Every phase stops at --phase-timeout and then reports
+what finished; no beat runs, so the latency figure is the at-once path (intake ->
+dispatch_ingested -> dispatch), not the sweep.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import cProfile
 import io
 import os
 import pstats
+import statistics
 import sys
 import time
 import uuid
@@ -26,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psutil
 import redis
 from celery import Celery
 from sqlalchemy import Engine, text
@@ -67,7 +74,7 @@ HUGE = 100_000  # channels on the number and slots on the media worker: capacity
 BATCH = 1000
 WARMUP_LEADS = 20
 POLL_S = 0.01  # Redis counter polls
-DB_POLL_S = 0.1  # PostgreSQL polls: slower, so the poll does not steal the workers' CPU
+DB_POLL_S = 0.5  # PostgreSQL polls: slower, so the poll does not steal the workers' CPU
 
 DIALED_SQL = text(
     "SELECT count(*), max(a.dialed_at) FROM call_attempts a JOIN leads l ON l.id = a.lead_id "
@@ -89,13 +96,59 @@ class Throughput:
     done: int
     total: int
     elapsed_s: float
+    cpu: dict[str, float]  # CPU seconds the phase cost, by process group
 
     @property
     def rate(self) -> float:
         return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    def cpu_ms_per_task(self, group: str | None = None) -> float:
+        spent = sum(self.cpu.values()) if group is None else self.cpu.get(group, 0.0)
+        return spent / self.done * 1000 if self.done else float("nan")
+
     def shortfall(self) -> str:
         return "" if self.done == self.total else f"  [only {self.done}/{self.total} in time]"
+
+
+class CpuMeter:
+    """CPU seconds used by the Celery worker's process tree, PostgreSQL's processes and
+    redis-server, read from /proc (psutil) around each phase."""
+
+    GROUPS = ("worker", "postgres", "redis")
+
+    def __init__(self, worker: psutil.Process) -> None:
+        self._worker = worker
+        self._seen: dict[tuple[int, float], tuple[str, float]] = {}
+
+    def _group(self, process: psutil.Process, workers: set[int]) -> str | None:
+        if process.pid in workers:
+            return "worker"
+        name = process.name()
+        if name.startswith("postgres"):
+            return "postgres"
+        if name.startswith("redis-server"):
+            return "redis"
+        return None
+
+    def read(self) -> dict[str, float]:
+        workers = {self._worker.pid, *(c.pid for c in self._worker.children(recursive=True))}
+        for process in psutil.process_iter():
+            try:
+                group = self._group(process, workers)
+                if group is not None:
+                    times = process.cpu_times()
+                    key = (process.pid, process.create_time())
+                    self._seen[key] = (group, times.user + times.system)
+            except psutil.Error:
+                continue  # exited or not ours to read: its last reading stands
+        totals = dict.fromkeys(self.GROUPS, 0.0)
+        for group, seconds in self._seen.values():
+            totals[group] += seconds
+        return totals
+
+    @staticmethod
+    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {group: after[group] - before[group] for group in after}
 
 
 @dataclass(frozen=True)
@@ -183,34 +236,40 @@ def dialed(engine: Engine) -> tuple[int, datetime | None]:
 # --- phases -------------------------------------------------------------------------------
 
 
-def noop_rate(app: Celery, client: redis.Redis, total: int, timeout_s: float) -> Throughput:
+def noop_rate(
+    app: Celery, client: redis.Redis, total: int, timeout_s: float, meter: CpuMeter
+) -> Throughput:
     key = f"bench:noop:{uuid.uuid4().hex}"
 
     def count() -> int:
         return int(client.get(key) or 0)
 
+    cpu_before = meter.read()
     started = time.perf_counter()
     for _ in range(total):
         app.send_task(NOOP_TASK, args=[key])
     wait_until(lambda: count() >= total, timeout_s)
-    return Throughput(count(), total, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return Throughput(count(), total, elapsed, meter.spent(cpu_before, meter.read()))
 
 
 def dispatch_rate(
-    app: Celery, engine: Engine, lead_ids: list[uuid.UUID], timeout_s: float
+    app: Celery, engine: Engine, lead_ids: list[uuid.UUID], timeout_s: float, meter: CpuMeter
 ) -> Throughput:
     """One `callfleet.dispatch` per queued lead; done when every lead is DIALING with a SID.
     The end is the last `dialed_at` (PostgreSQL's clock, as is the start), not the poll."""
     before, _ = dialed(engine)
+    cpu_before = meter.read()
     with engine.connect() as connection:
         started_at = connection.execute(text("SELECT clock_timestamp()")).scalar_one()
     started = time.perf_counter()
     for lead_id in lead_ids:
         app.send_task("callfleet.dispatch", args=[str(lead_id)])
     wait_until(lambda: dialed(engine)[0] - before >= len(lead_ids), timeout_s, DB_POLL_S)
+    cpu = meter.spent(cpu_before, meter.read())
     count, last = dialed(engine)
     elapsed = (last - started_at).total_seconds() if last else time.perf_counter() - started
-    return Throughput(count - before, len(lead_ids), elapsed)
+    return Throughput(count - before, len(lead_ids), elapsed, cpu)
 
 
 def ingest_to_dial(
@@ -285,8 +344,9 @@ def profile_admission(
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--leads", type=int, default=3000, help="dispatches to time")
-    parser.add_argument("--noop-tasks", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating no-op/dispatch rounds")
+    parser.add_argument("--leads", type=int, default=1200, help="dispatches to time per round")
+    parser.add_argument("--noop-tasks", type=int, default=2000, help="no-op tasks per round")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes/threads")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     parser.add_argument("--latency-leads", type=int, default=300)
@@ -297,9 +357,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--phase-timeout", type=float, default=40.0, help="seconds per phase")
     parser.add_argument("--profile", type=int, default=0, help="also profile N admissions")
     args = parser.parse_args()
-    if args.leads + args.latency_leads + args.profile + WARMUP_LEADS + 10 > 10_000:
+    if args.rounds * args.leads + args.latency_leads + args.profile + WARMUP_LEADS + 10 > 10_000:
         parser.error("at most ~10,000 leads in all: each needs its own phone number")
     return args
+
+
+def print_phase(label: str, phase: Throughput, unit: str) -> None:
+    cpu = ", ".join(f"{g} {phase.cpu_ms_per_task(g):.2f}" for g in CpuMeter.GROUPS)
+    print(
+        f"    {label:<26} {phase.rate:>7,.0f} {unit}   CPU {phase.cpu_ms_per_task():.2f} ms/task"
+        f" ({cpu}){phase.shortfall()}"
+    )
 
 
 def main() -> None:
@@ -312,43 +380,59 @@ def main() -> None:
     app = create_celery(settings)
     # Phone numbers (and idempotency keys) never repeat across phases.
     warm_ids = queued_leads(settings, engine, merchant, 0, WARMUP_LEADS)
-    timed_ids = queued_leads(settings, engine, merchant, WARMUP_LEADS, args.leads)
-    latency_first = WARMUP_LEADS + args.leads
+    rounds_ids = [
+        queued_leads(settings, engine, merchant, WARMUP_LEADS + r * args.leads, args.leads)
+        for r in range(args.rounds)
+    ]
+    latency_first = WARMUP_LEADS + args.rounds * args.leads
     worker = celery_app_worker(
         settings, WORKER_APP, QUEUES, concurrency=args.concurrency, pool=args.pool
     )
+    print(
+        f"dispatch: {args.rounds} rounds of {args.noop_tasks} no-op tasks then {args.leads}"
+        f" dispatches, worker -c {args.concurrency} ({args.pool}), {os.cpu_count()} CPUs,"
+        f" load before start {load_before:.1f}"
+    )
+    noops: list[Throughput] = []
+    dials: list[Throughput] = []
     try:
         with worker as proc:
+            meter = CpuMeter(psutil.Process(proc.pid))
             # Warm-up: every worker child connects to Redis and PostgreSQL, loads the template.
-            if not noop_rate(app, client, 4 * args.concurrency, 20).done:
+            if not noop_rate(app, client, 4 * args.concurrency, 20, meter).done:
                 raise RuntimeError(f"the Celery worker did not start (exit code {proc.poll()})")
-            dispatch_rate(app, engine, warm_ids, 20)
-            noop = noop_rate(app, client, args.noop_tasks, args.phase_timeout)
-            dials = dispatch_rate(app, engine, timed_ids, args.phase_timeout)
+            dispatch_rate(app, engine, warm_ids, 20, meter)
+            for number, lead_ids in enumerate(rounds_ids, 1):
+                noops.append(noop_rate(app, client, args.noop_tasks, args.phase_timeout, meter))
+                dials.append(dispatch_rate(app, engine, lead_ids, args.phase_timeout, meter))
+                print(f"  round {number}: {dials[-1].rate / noops[-1].rate:.0%} of no-op")
+                print_phase("no-op Celery task", noops[-1], "tasks/s")
+                print_phase("admission + dial (instant)", dials[-1], "dials/s")
+                if dials[-1].done < dials[-1].total:
+                    explain_missing(engine, lead_ids)
             with api_server(settings) as base:
                 latency = ingest_to_dial(
                     base, engine, merchant, first=latency_first, count=args.latency_leads,
                     rate_per_s=args.latency_rate, clients=args.latency_clients,
                     timeout_s=args.phase_timeout,
                 )  # fmt: skip
-        load_1m = os.getloadavg()[0]
+        noop = statistics.median(phase.rate for phase in noops)
+        dial = statistics.median(phase.rate for phase in dials)
+        share = statistics.median(d.rate / n.rate for d, n in zip(dials, noops, strict=True))
+        noop_cpu = statistics.median(phase.cpu_ms_per_task() for phase in noops)
+        dial_cpu = statistics.median(phase.cpu_ms_per_task() for phase in dials)
+        print(f"  medians over {args.rounds} rounds (load after {os.getloadavg()[0]:.1f}):")
+        print(f"  {'no-op Celery task':<28} {noop:>7,.0f} tasks/s   CPU {noop_cpu:.2f} ms/task")
         print(
-            f"dispatch: {args.leads} leads, worker -c {args.concurrency} ({args.pool}),"
-            f" {os.cpu_count()} CPUs, load before start {load_before:.1f}, after {load_1m:.1f}"
-        )
-        print(f"  {'no-op Celery task':<28} {noop.rate:>7,.0f} tasks/s{noop.shortfall()}")
-        share = dials.rate / noop.rate if noop.rate else float("nan")
-        print(
-            f"  {'admission + dial (instant)':<28} {dials.rate:>7,.0f} dials/s"
-            f"   ({share:.0%} of no-op){dials.shortfall()}"
+            f"  {'admission + dial (instant)':<28} {dial:>7,.0f} dials/s   CPU {dial_cpu:.2f}"
+            f" ms/task   ({share:.0%} of no-op, the rounds' median)"
         )
         record_figure(
-            "admission + dial (instant carrier)", dials.rate, "dials/s",
-            baseline="no-op Celery task", baseline_value=noop.rate,
-            note=f"worker -c {args.concurrency} {args.pool}",
+            "admission + dial (instant carrier)", dial, "dials/s",
+            baseline="no-op Celery task", baseline_value=noop,
+            note=f"worker -c {args.concurrency} {args.pool}; medians of {args.rounds} rounds,"
+            f" median round ratio {share:.0%}",
         )  # fmt: skip
-        if dials.done < dials.total:
-            explain_missing(engine, timed_ids)
         missing = "" if len(latency.dial_ms) == latency.total else (
             f"  [only {len(latency.dial_ms)}/{latency.total} dialed in time]"
         )  # fmt: skip

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.webhooks import AttemptSummary, call_timings, lead_outcome_event
 from dispatcher.webhooks.payload import EventName
+from shared.db.driver_statement import DriverStatement
 from shared.db.models import Base, CallAttempt, Lead, WebhookDelivery
 from shared.enums import AttemptState, DeferralReason, LeadStatus, Outcome
 
@@ -147,7 +148,14 @@ _NEXT_ATTEMPT_NO = (
     .where(_ATTEMPTS.c.lead_id == bindparam("lead_id"))
     .scalar_subquery()
 )
-_CLAIM_FOR_DIAL = (
+
+
+def _connection(target: Session | Connection) -> Connection:
+    """The connection a statement runs on; a session's joins its open transaction."""
+    return target.connection() if isinstance(target, Session) else target
+
+
+_CLAIM_FOR_DIAL = DriverStatement(
     insert(_ATTEMPTS)
     .from_select(
         [
@@ -187,24 +195,22 @@ def claim_for_dial(
     """QUEUED -> DIALING and the attempt row, in one statement (atomic even outside a
     transaction); None if the lead moved on (cancelled, or another dispatch got there
     first). Returns the attempt number."""
-    attempt_no: int | None = connection.scalar(
-        _CLAIM_FOR_DIAL,
-        {
-            "lead_id": lead_id,
-            "attempt_id": claim.attempt_id,
-            "number_id": claim.number_id,
-            "channel_token_id": claim.channel_token_id,
-            "media_worker_id": claim.media_worker_id,
-            "media_reservation_id": claim.media_reservation_id,
-            "stream_url": claim.stream_url,
-        },
-    )
-    return attempt_no
+    row = _CLAIM_FOR_DIAL.execute(
+        _connection(connection),
+        lead_id=lead_id,
+        attempt_id=claim.attempt_id,
+        number_id=claim.number_id,
+        channel_token_id=claim.channel_token_id,
+        media_worker_id=claim.media_worker_id,
+        media_reservation_id=claim.media_reservation_id,
+        stream_url=claim.stream_url,
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
 # `set_config(..., true)` is SET LOCAL inside the statement itself, so a lone autocommitted
 # UPDATE gets the asynchronous commit without a transaction's extra round trips.
-_RECORD_DIALED = (
+_RECORD_DIALED = DriverStatement(
     update(_ATTEMPTS)
     .where(
         _ATTEMPTS.c.id == bindparam("attempt_id"),
@@ -224,7 +230,7 @@ def record_dialed(connection: Session | Connection, attempt_id: uuid.UUID, call_
     crash, the attempt would keep no SID and the reconciler would adopt the call from the
     carrier (find_calls), so nothing is dialed twice. The claim before the dial stays
     fully durable."""
-    connection.execute(_RECORD_DIALED, {"attempt_id": attempt_id, "call_sid": call_sid})
+    _RECORD_DIALED.execute(_connection(connection), attempt_id=attempt_id, call_sid=call_sid)
 
 
 def abandon_dial(session: Session, attempt_id: uuid.UUID, lead_id: uuid.UUID, error: str) -> bool:

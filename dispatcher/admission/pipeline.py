@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import psycopg
 import structlog
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -72,6 +73,12 @@ class Verdict:
 SKIPPED = Verdict("skipped")
 
 
+def _connection_is_dead(connection: Connection, exc: Exception) -> bool:
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated
+    return bool(connection.connection.driver_connection.broken)  # type: ignore[union-attr]
+
+
 class Admission:
     """Runs the gates for one queued lead. Built once per worker process."""
 
@@ -118,9 +125,12 @@ class Admission:
             connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             try:
                 return connection, load_queued_lead(connection, lead_id)
-            except DBAPIError as exc:
+            except (psycopg.OperationalError, DBAPIError) as exc:
+                dead = _connection_is_dead(connection, exc)
+                if dead:
+                    connection.invalidate()
                 connection.close()
-                if last_try or not exc.connection_invalidated:
+                if last_try or not dead:
                     raise
         raise AssertionError("unreachable")
 

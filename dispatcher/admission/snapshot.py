@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from dispatcher.admission.numbers import NumberRow
 from dispatcher.admission.suppression import RECIPIENT_SUPPRESSED
 from dispatcher.template_cache import definition
+from shared.db.driver_statement import DriverStatement
 from shared.db.models import Lead, Merchant, PhoneNumber
 from shared.enums import LeadStatus
 from shared.templates import TemplateDefinition
@@ -61,9 +62,9 @@ _NUMBERS = (
     .scalar_subquery()
 )
 
-# Built once: admission runs this for every dispatch, and constructing the statement costs
-# more CPU than PostgreSQL spends answering it. One round trip instead of one per gate.
-_QUEUED_LEAD = (
+# Built and compiled once: admission runs this for every dispatch. One round trip instead of
+# one per gate.
+_QUEUED_LEAD = DriverStatement(
     select(
         Lead.id,
         Lead.merchant_id,
@@ -86,22 +87,37 @@ _QUEUED_LEAD = (
 
 def load_queued_lead(connection: Connection, lead_id: uuid.UUID) -> LeadSnapshot | None:
     """The lead if it is still QUEUED (else None: a redelivered task has nothing to do)."""
-    row = connection.execute(_QUEUED_LEAD, {"lead_id": lead_id}).first()
+    row = _QUEUED_LEAD.execute(connection, lead_id=lead_id).fetchone()
     if row is None:
         return None
+    (
+        id_,
+        merchant_id,
+        template_id,
+        phone,
+        payload,
+        deadline,
+        timezone,
+        deferrals,
+        merchant_timezone,
+        rate_limit_calls,
+        rate_limit_window_s,
+        suppressed,
+        numbers,
+    ) = row
     return LeadSnapshot(
-        id=row.id,
-        merchant_id=row.merchant_id,
-        template_id=row.template_id,
-        phone=row.phone,
-        payload=row.payload,
-        deadline=row.deadline,
-        timezone=row.timezone,
-        deferrals=row.deferrals,
-        definition=definition(connection, row.template_id),
-        merchant_timezone=row.default_timezone,
-        rate_limit_calls=row.rate_limit_calls,
-        rate_limit_window_s=row.rate_limit_window_s,
-        suppressed=row.suppressed,
-        numbers=tuple(NumberRow.from_json(item) for item in row.numbers),
+        id=id_,
+        merchant_id=merchant_id,
+        template_id=template_id,
+        phone=phone,
+        payload=payload,
+        deadline=deadline,
+        timezone=timezone,
+        deferrals=deferrals,
+        definition=definition(connection, template_id),
+        merchant_timezone=merchant_timezone,
+        rate_limit_calls=rate_limit_calls,
+        rate_limit_window_s=rate_limit_window_s,
+        suppressed=suppressed,
+        numbers=tuple(NumberRow.from_json(item) for item in numbers),
     )
