@@ -27,6 +27,7 @@ from shared.coordination import (
 )
 from shared.db.session import make_engine, make_session_factory
 from shared.fleet_metrics import FleetCounters
+from shared.redis_clients import sync_redis
 from shared.settings import Settings
 
 
@@ -51,7 +52,7 @@ class WorkerContext:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.redis_url)
+        return sync_redis(self.settings.redis_url)
 
     @cached_property
     def counters(self) -> FleetCounters:

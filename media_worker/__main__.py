@@ -17,7 +17,6 @@ import signal
 from collections.abc import Sequence
 
 import structlog
-from redis.asyncio import Redis
 
 from dispatcher.celery_factory import create_celery
 from media_worker.options import MediaWorkerOptions
@@ -31,6 +30,7 @@ from media_worker.transport import HangUpOptions
 from media_worker.tts_health import TTSHealthPolicy
 from shared.db.session import make_engine, make_session_factory
 from shared.logging import configure_logging, library_log_level, route_loguru
+from shared.redis_clients import async_redis
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -65,11 +65,10 @@ async def serve(
     engine = make_engine(settings, pool_size=max(2, min(options.slots, 10)))
     sessions = make_session_factory(engine)
     store = CallStore(sessions)
-    redis = Redis.from_url(settings.redis_url)
+    redis = async_redis(settings.redis_url)
     tasks = create_celery(settings)
     deps = SessionDeps(
         store=store,
-        sessions=sessions,
         redis=redis,
         tasks=tasks,
         keys=keys,

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import structlog
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from shared.coordination import AsyncChannelLeases, AsyncMediaSlots
-from shared.db.models import CallAttempt
 
 log = structlog.get_logger(__name__)
 
@@ -28,23 +24,6 @@ class Held:
     channel_token_id: str | None
     media_worker_id: str | None
     media_reservation_id: str | None
-
-
-def held_by(sessions: sessionmaker[Session], attempt_id: uuid.UUID) -> Held | None:
-    """The attempt's held capacity as recorded on its row (blocking: run it in a thread)."""
-    with sessions() as session:
-        row = session.execute(
-            select(
-                CallAttempt.number_id,
-                CallAttempt.channel_token_id,
-                CallAttempt.media_worker_id,
-                CallAttempt.media_reservation_id,
-            ).where(CallAttempt.id == attempt_id)
-        ).first()
-    if row is None:
-        return None
-    number_id, token_id, worker_id, reservation_id = row
-    return Held(None if number_id is None else str(number_id), token_id, worker_id, reservation_id)
 
 
 async def keep_held(

@@ -64,7 +64,7 @@ from media_worker.providers.scripted_llm import ScriptPolicy
 from media_worker.providers.turn_models import SharedSileroVADAnalyzer, SharedSmartTurnAnalyzer
 from media_worker.record import CallRecord, utc_now
 from media_worker.store import CallContext
-from media_worker.transport.caller_audio import CallerAudioSink
+from media_worker.transport.caller_audio import CallerAudioSink, SpokenAudioSink
 from media_worker.tts_health import TTSHealthPolicy
 from media_worker.tts_health_call import CallTTSHealth, Voice, voice_of
 from media_worker.tts_health_monitor import Sleep, provider_of
@@ -314,7 +314,6 @@ def build_call_pipeline(
     definition = context.definition
     call = CallInfo(call_sid=call_sid, redis=redis, sample_rate_hz=SAMPLE_RATE_HZ)
     stt_provider = overrides.stt or definition.stt
-    stt = build_stt(stt_provider, keys, call)
     llm = build_llm(overrides.llm or definition.llm, keys, call, script=overrides.script)
     call_voices = build_call_voices(
         definition, context.agents, overrides.voice_overrides, keys, call
@@ -330,8 +329,10 @@ def build_call_pipeline(
     turns = user_turn_strategies(stt_provider)
     user_params = LLMUserAggregatorParams(vad_analyzer=vad, user_turn_strategies=turns)
     aggregators = LLMContextAggregatorPair(LLMContext(), user_params=user_params)
-    # The caller's audio stops after its last listener (see `caller_audio`).
+    # The caller's audio stops after its last listener (see `caller_audio`): the user
+    # aggregator when it listens, else the STT itself.
     hears = aggregator_hears_audio(turns, vad)
+    stt = build_stt(stt_provider, keys, call, audio_passthrough=hears)
 
     switcher: ServiceSwitcher[ServiceSwitcherStrategyManual] = ServiceSwitcher(
         call_voices.services, strategy_type=ServiceSwitcherStrategyManual
@@ -354,7 +355,6 @@ def build_call_pipeline(
         [
             transport.input(),
             stt,
-            *([] if hears else [CallerAudioSink()]),
             TranscriptRecorder(record, speaker="customer"),
             aggregators.user(),
             *([CallerAudioSink()] if hears else []),
@@ -366,6 +366,7 @@ def build_call_pipeline(
                 record, speaker="agent", tts_provider=lambda: health.active_provider
             ),
             transport.output(),
+            SpokenAudioSink(),
             aggregators.assistant(),
         ]
     )

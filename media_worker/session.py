@@ -47,13 +47,12 @@ from pipecat.flows import FlowManager
 from pipecat.frames.frames import EndFrame, Frame, TTSSpeakFrame
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.workers.runner import WorkerRunner
-from sqlalchemy.orm import Session, sessionmaker
 from websockets.asyncio.server import ServerConnection
 
 from media_worker.admission import Admitted
 from media_worker.flows import ConversationEnd, FlowPlan, build_flow
 from media_worker.flows.routing import VoiceChange, llm_summarizer
-from media_worker.held import Sleep, held_by, keep_held
+from media_worker.held import Held, Sleep, keep_held
 from media_worker.pipeline import CallPipeline, ProviderOverrides, build_call_pipeline
 from media_worker.providers.factory import ProviderKeys
 from media_worker.record import CallRecord, EndCause
@@ -104,7 +103,6 @@ class SessionDeps:
     defaults); `sleep` is every wait the session makes (tests pass one they control)."""
 
     store: CallStore
-    sessions: sessionmaker[Session]
     redis: aioredis.Redis
     tasks: TaskSender
     keys: ProviderKeys = field(default_factory=ProviderKeys)
@@ -170,7 +168,7 @@ class CallSession:
         record.mark_answered()
         cause: EndCause | None = None
         background = (
-            asyncio.create_task(self._keep_held(), name="call-renewal"),
+            asyncio.create_task(self._keep_held(context.held), name="call-renewal"),
             asyncio.create_task(self._cap(record), name="call-cap"),
             answered_by,
         )
@@ -384,14 +382,9 @@ class CallSession:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _keep_held(self) -> None:
+    async def _keep_held(self, held: Held | None) -> None:
         """Keep the channel lease and the media reservation alive; finalization releases them."""
         deps = self._deps
-        try:
-            held = await asyncio.to_thread(held_by, deps.sessions, self._attempt_id)
-        except Exception:
-            log.exception("held_lookup_failed")
-            return
         if held is None:
             return
         await keep_held(

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from typing import Protocol
 
-import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
 from shared import redis_keys
+from shared.redis_clients import async_redis
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +38,7 @@ class NullPublisher:
 
 class RedisPublisher:
     def __init__(self, redis_url: str) -> None:
-        self._redis = aioredis.Redis.from_url(redis_url)
+        self._redis = async_redis(redis_url)
 
     async def publish(self, call_sid: str, text: str, t_ms: int) -> bool:
         message = json.dumps({"text": text, "final": True, "t_ms": t_ms})

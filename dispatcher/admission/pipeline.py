@@ -132,6 +132,9 @@ class Admission:
                 connection.close()
                 if last_try or not dead:
                     raise
+            except BaseException:
+                connection.close()
+                raise
         raise AssertionError("unreachable")
 
     # Gates 2-4: calling window, suppression, outbound number (PostgreSQL only).

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis
 from fastapi import FastAPI
 
 from dispatcher.api import health, leads, metrics, telephony, templates
@@ -17,6 +16,7 @@ from dispatcher.intake.announce import TaskSender
 from dispatcher.intake.validate import IntakeLimits
 from shared.db.session import make_engine, make_session_factory
 from shared.logging import configure_logging
+from shared.redis_clients import sync_redis
 from shared.settings import Settings
 
 
@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, *, tasks: TaskSender | None = N
     settings = settings or Settings()
     configure_logging(settings)
     engine = make_engine(settings)
-    redis_client = redis.Redis.from_url(settings.redis_url)
+    redis_client = sync_redis(settings.redis_url)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

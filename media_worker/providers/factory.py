@@ -46,25 +46,35 @@ class CallInfo:
     sample_rate_hz: int = 8000
 
 
-def build_stt(provider: SttProvider, keys: ProviderKeys, call: CallInfo) -> STTService:
-    """The STT named `provider`; raises `ProviderNotConfigured`, `ProviderUnavailable`."""
+def build_stt(
+    provider: SttProvider, keys: ProviderKeys, call: CallInfo, *, audio_passthrough: bool = True
+) -> STTService:
+    """The STT named `provider`; raises `ProviderNotConfigured`, `ProviderUnavailable`.
+    `audio_passthrough=False` when the STT is the caller audio's last listener: it drops each
+    chunk itself instead of handing it on."""
     match provider:
         case "sim":
-            return SimSTTService(call_sid=call.call_sid, redis=call.redis)
+            return SimSTTService(
+                call_sid=call.call_sid, redis=call.redis, audio_passthrough=audio_passthrough
+            )
         case "moonshine":
-            return MoonshineSTTService()
+            return MoonshineSTTService(audio_passthrough=audio_passthrough)
         case "deepgram":
             key = _key(provider, keys.deepgram_api_key, "deepgram_api_key")
             try:
                 from pipecat.services.deepgram.stt import DeepgramSTTService
             except ImportError as exc:
                 raise _sdk_missing(provider, "pipecat-ai[deepgram]") from exc
-            return DeepgramSTTService(api_key=key)
+            return DeepgramSTTService(api_key=key, audio_passthrough=audio_passthrough)
         case "openai":
             key = _key(provider, keys.openai_api_key, "openai_api_key")
             from pipecat.services.openai.stt import OpenAISTTService
 
-            return OpenAISTTService(api_key=key, base_url=keys.openai_base_url)
+            return OpenAISTTService(
+                api_key=key,
+                base_url=keys.openai_base_url,
+                audio_passthrough=audio_passthrough,
+            )
         case _:
             raise UnknownProvider("stt", provider)
 

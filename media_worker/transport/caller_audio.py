@@ -1,17 +1,19 @@
-"""The caller's audio in the pipeline: the frame the input pushes, and the sink where it stops.
+"""Audio chunks in the pipeline: the caller's frame the input pushes, and the sinks where
+audio stops once nothing further along needs it.
 
 Twilio sends 50 audio chunks a second per call, and each hop of a frame through pipecat costs
 a queue, a task switch, an observer call and a log line's string (`FrameProcessor` formats
-`f"Pushing {frame} ..."` for a TRACE line whether or not TRACE is on). So the chunks are
-frames that print as their name, and they stop after the last processor that listens to them
-instead of running through the LLM, the voices and the output.
+`f"Pushing {frame} ..."` for a TRACE line whether or not TRACE is on). So the caller's chunks
+are frames that print as their name, and they stop at their last listener (the STT drops them
+itself when it is the last) instead of running through the LLM, the voices and the output.
+Likewise the bot's audio stops right after the output transport has sent it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipecat.frames.frames import Frame, InputAudioRawFrame
+from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 
@@ -37,5 +39,21 @@ class CallerAudioSink(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, InputAudioRawFrame) and direction is FrameDirection.DOWNSTREAM:
+            return
+        await self.push_frame(frame, direction)
+
+
+class SpokenAudioSink(FrameProcessor):
+    """Drops the bot's audio (`OutputAudioRawFrame`s going downstream) once the output
+    transport has sent it; passes the rest. pipecat's output pushes every sent chunk on "in
+    case anyone else needs it"; after it come only the assistant aggregator (which keeps the
+    words, not the sound) and the pipeline's sink."""
+
+    def __init__(self) -> None:
+        super().__init__(name="SpokenAudioSink")
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, OutputAudioRawFrame) and direction is FrameDirection.DOWNSTREAM:
             return
         await self.push_frame(frame, direction)

@@ -9,8 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
+import pytest
 from sqlalchemy import func, select, text
 
+from dispatcher.admission import pipeline as admission_pipeline
 from dispatcher.providers import InstantProvider, InvalidDestination, ProviderUnavailable
 from shared.db.models import PhoneNumber, Suppression, WebhookDelivery
 from shared.db.session import make_engine, transaction
@@ -269,6 +272,31 @@ def test_a_connection_that_died_in_the_pool_is_replaced_without_a_pre_ping(
         assert verdict.action == "dialed"
         with engine.connect() as connection:
             assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        engine.dispose()
+
+
+def test_a_failed_first_read_gives_its_connection_back(
+    fleet: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error that is not a dead connection is raised, and the connection still returns to
+    the pool (a leaked one would hold a server process until the worker exits)."""
+    f: Fleet = fleet()
+    engine = make_engine(settings, pool_size=1, pre_ping=False)
+    try:
+        admission = f.admission(engine=engine)
+        lead_id = queued_lead(f)
+
+        def refuse(*_: Any) -> None:
+            raise psycopg.ProgrammingError("refused by the test")
+
+        monkeypatch.setattr(admission_pipeline, "load_queued_lead", refuse)
+        with pytest.raises(psycopg.ProgrammingError) as failure:
+            f.dispatch(lead_id, admission=admission)
+        # Asked while the traceback (and so the failed frame) is still alive: the connection
+        # went back because admission closed it, not because the garbage collector did.
+        assert failure.tb is not None and engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert f.provider.placed_calls == []
     finally:
         engine.dispose()
 

@@ -297,9 +297,7 @@ async def _wired(
         "end_grace_s": 10,
         **(deps or {}),
     }
-    session_deps = SessionDeps(
-        store=store, sessions=f.sessions, redis=client, tasks=worker_tasks, **deps_changes
-    )
+    session_deps = SessionDeps(store=store, redis=client, tasks=worker_tasks, **deps_changes)
     media_options = replace(
         MediaWorkerOptions.from_settings(settings, port=free_port()),
         worker_id=f"mw-{uuid.uuid4().hex[:8]}",

@@ -74,7 +74,6 @@ async def media(
     store = CallStore(sessions)
     deps = SessionDeps(
         store=store,
-        sessions=sessions,
         redis=client,
         tasks=sender,
         overrides=ProviderOverrides.offline(),

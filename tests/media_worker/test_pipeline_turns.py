@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroOnnxModel
-from pipecat.frames.frames import InputAudioRawFrame, TextFrame
-from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame, TextFrame
+from pipecat.observers.base_observer import BaseObserver, FrameProcessed, FramePushed
 from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregator
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.stt_service import STTService
@@ -25,7 +25,11 @@ from media_worker.pipeline import build_call_pipeline, user_turn_strategies
 from media_worker.providers.factory import ProviderKeys
 from media_worker.providers.turn_models import SharedSmartTurnAnalyzer, load_turn_models
 from media_worker.record import CallRecord
-from media_worker.transport.caller_audio import CallerAudioFrame, CallerAudioSink
+from media_worker.transport.caller_audio import (
+    CallerAudioFrame,
+    CallerAudioSink,
+    SpokenAudioSink,
+)
 from tests.media_worker.pipeline_harness import (
     WAIT_S,
     FakeTransport,
@@ -78,12 +82,14 @@ async def test_a_call_watches_its_frames_with_its_own_observer_only(aredis: Redi
 
 
 class _AudioPushes(BaseObserver):
-    """Which processor handed caller audio to which."""
+    """Which processor handed caller audio to which, and when `last` processed `marker`."""
 
-    def __init__(self) -> None:
+    def __init__(self, last: type[FrameProcessor], marker: Frame) -> None:
         super().__init__()
         self.hops: list[tuple[FrameProcessor, FrameProcessor]] = []
-        self.sunk = asyncio.Event()
+        self.marker_reached_last = asyncio.Event()
+        self._last = last
+        self._marker = marker
 
     async def on_push_frame(self, data: FramePushed) -> None:
         if (
@@ -91,27 +97,38 @@ class _AudioPushes(BaseObserver):
             and data.direction is FrameDirection.DOWNSTREAM
         ):
             self.hops.append((data.source, data.destination))
-            if isinstance(data.destination, CallerAudioSink):
-                self.sunk.set()
+
+    async def on_process_frame(self, data: FrameProcessed) -> None:
+        if data.frame is self._marker and isinstance(data.processor, self._last):
+            self.marker_reached_last.set()
 
 
-@pytest.mark.parametrize(("vad", "last_listener"), [(None, STTService), (True, LLMUserAggregator)])
+@pytest.mark.parametrize(("vad", "last_listener"), [(None, STTService), (True, CallerAudioSink)])
 async def test_caller_audio_stops_after_its_last_listener(
     aredis: Redis, vad: bool | None, last_listener: type[FrameProcessor]
 ) -> None:
+    """Without a VAD the STT is the last listener and drops each chunk itself; with one, the
+    user aggregator hands it to the sink. Either way nothing past them sees caller audio."""
     running = await start_call(aredis, replace(flaky_overrides(), vad=vad))
-    pushes = _AudioPushes()
+    chunk, marker = (
+        CallerAudioFrame(audio=b"\0" * 320, sample_rate=8000, num_channels=1) for _ in range(2)
+    )
+    pushes = _AudioPushes(last_listener, marker)
     running.call.worker.add_observer(pushes)
     try:
-        chunk = CallerAudioFrame(audio=b"\0" * 320, sample_rate=8000, num_channels=1)
-        await running.call.worker.queue_frame(chunk)
+        # Frames reach a processor in order, so once it has the marker it is done with the chunk.
+        await running.call.worker.queue_frames([chunk, marker])
         async with asyncio.timeout(WAIT_S):
-            await pushes.sunk.wait()
+            await pushes.marker_reached_last.wait()
     finally:
         await running.end()
     sources = [s for s, _ in pushes.hops]
-    into_sink = [s for s, d in pushes.hops if isinstance(d, CallerAudioSink)]
-    assert len(into_sink) == 1 and isinstance(into_sink[0], last_listener)
+    assert sources, "the caller's audio reached no processor"
+    if vad is None:
+        assert not any(isinstance(s, STTService) for s in sources)
+    else:
+        into_sink = [s for s, d in pushes.hops if isinstance(d, CallerAudioSink)]
+        assert into_sink and all(isinstance(s, LLMUserAggregator) for s in into_sink)
     assert not any(isinstance(s, CallerAudioSink) for s in sources)
     assert not any(s is running.transport.output() for s in sources)
 
@@ -120,6 +137,14 @@ async def test_the_sink_drops_caller_audio_and_passes_the_rest() -> None:
     chunk = CallerAudioFrame(audio=b"\0" * 320, sample_rate=8000, num_channels=1)
     down, _up = await run_test(
         CallerAudioSink(), frames_to_send=[chunk, TextFrame("hi")], expected_down_frames=[TextFrame]
+    )
+    assert [type(f) for f in down] == [TextFrame]
+
+
+async def test_the_spoken_audio_sink_drops_sent_bot_audio_and_passes_the_rest() -> None:
+    sent = OutputAudioRawFrame(audio=b"\0" * 320, sample_rate=8000, num_channels=1)
+    down, _up = await run_test(
+        SpokenAudioSink(), frames_to_send=[sent, TextFrame("hi")], expected_down_frames=[TextFrame]
     )
     assert [type(f) for f in down] == [TextFrame]
 
