@@ -26,34 +26,36 @@ class CallerAudioFrame(InputAudioRawFrame):
         return self.name
 
 
-class CallerAudioSink(FrameProcessor):
-    """Drops the caller's audio (`InputAudioRawFrame`s going downstream); passes the rest.
+class _AudioSink(FrameProcessor):
+    """Drops `dropped` frames going downstream; passes the rest."""
 
-    Place it right after the last processor that hears the caller: the STT, or the user
-    aggregator when that runs a VAD or a turn model. Nothing after those uses inbound audio.
-    """
+    dropped: type[Frame]
 
     def __init__(self) -> None:
-        super().__init__(name="CallerAudioSink")
+        super().__init__(name=type(self).__name__)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if isinstance(frame, InputAudioRawFrame) and direction is FrameDirection.DOWNSTREAM:
+        if isinstance(frame, self.dropped) and direction is FrameDirection.DOWNSTREAM:
             return
         await self.push_frame(frame, direction)
 
 
-class SpokenAudioSink(FrameProcessor):
+class CallerAudioSink(_AudioSink):
+    """Drops the caller's audio (`InputAudioRawFrame`s going downstream); passes the rest.
+
+    Place it right after the last processor that hears the caller when that is the user
+    aggregator (running a VAD or a turn model); an STT that is the last listener drops the
+    audio itself (`audio_passthrough=False`).
+    """
+
+    dropped = InputAudioRawFrame
+
+
+class SpokenAudioSink(_AudioSink):
     """Drops the bot's audio (`OutputAudioRawFrame`s going downstream) once the output
     transport has sent it; passes the rest. pipecat's output pushes every sent chunk on "in
     case anyone else needs it"; after it come only the assistant aggregator (which keeps the
     words, not the sound) and the pipeline's sink."""
 
-    def __init__(self) -> None:
-        super().__init__(name="SpokenAudioSink")
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if isinstance(frame, OutputAudioRawFrame) and direction is FrameDirection.DOWNSTREAM:
-            return
-        await self.push_frame(frame, direction)
+    dropped = OutputAudioRawFrame
