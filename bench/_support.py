@@ -132,21 +132,6 @@ def api_server(settings: Settings, workers: int = 1) -> Iterator[str]:
 
 
 @contextmanager
-def celery_worker(settings: Settings, queues: str, concurrency: int = 2) -> Iterator[None]:
-    command = [
-        sys.executable, "-m", "celery", "-A", "dispatcher.celery_app", "worker",
-        "-Q", queues, "-c", str(concurrency), "--loglevel", "WARNING", "--without-gossip",
-        "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=ROOT, env=child_env(settings))
-    try:
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-@contextmanager
 def celery_app_worker(
     settings: Settings,
     app: str,

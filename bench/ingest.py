@@ -24,7 +24,7 @@ from bench._support import (  # noqa: E402
     BenchMerchant,
     api_server,
     bench_settings,
-    celery_worker,
+    celery_app_worker,
     record_figure,
     reset_database,
     sample_lead,
@@ -112,7 +112,7 @@ def through_api(
 def through_celery(settings: Settings, merchant: BenchMerchant, total: int, size: int) -> float:
     batches = _batches(total, size, merchant.template, offset=0)
     app = create_celery(settings)
-    with celery_worker(settings, "ingest"):
+    with celery_app_worker(settings, "dispatcher.celery_app", "ingest"):
         warm = app.send_task("callfleet.ingest_leads", args=[str(merchant.id), batches[0][:1]])
         warm.get(timeout=60)
         _clear_leads(settings)
