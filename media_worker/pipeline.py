@@ -122,7 +122,9 @@ class ProviderOverrides:
         fallback_voice = "tone" if realistic else "en-us+f2"
         flaky = None
         if tts_fail_probability > 0:
-            flaky = FlakyKnobs(fail_probability=tts_fail_probability)
+            # A fresh draw per call: with one shared seed every call would fail the same
+            # sentences, and short calls none at all.
+            flaky = FlakyKnobs(fail_probability=tts_fail_probability, seed=None)
             voice = f"espeak:{voice}" if primary == "espeak" else "tone"
             primary = "flaky"
         return cls(

@@ -21,7 +21,8 @@ class FlakyKnobs:
 
     - `fail_first_n`: the first N requests fail;
     - `fail_probability`: afterwards each request fails with this probability, drawn from
-      `random.Random(seed)` (so a run is reproducible);
+      `random.Random(seed)`: a run is reproducible, and every call built from these knobs
+      draws the same sequence; `seed=None` draws a fresh one per call;
     - `added_latency_s`: wait this long before answering (success or failure);
     - `silent_audio`: succeed, but with zeros of the right length (a provider that answers
       with silence).
@@ -29,7 +30,7 @@ class FlakyKnobs:
 
     fail_first_n: int = 0
     fail_probability: float = 0.0
-    seed: int = 0
+    seed: int | None = 0
     added_latency_s: float = 0.0
     silent_audio: bool = False
 

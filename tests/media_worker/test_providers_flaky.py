@@ -80,6 +80,17 @@ def test_failure_probability_is_reproducible_with_a_seed() -> None:
     assert {never.next_verdict() for _ in range(5)} == {Verdict.SPEAK}
 
 
+def test_without_a_seed_each_plan_draws_its_own_failures() -> None:
+    knobs = FlakyKnobs(fail_probability=0.5, seed=None)
+    first, second = (
+        [plan.next_verdict() for _ in range(64)]
+        for plan in (FailurePlan(knobs), FailurePlan(knobs))
+    )
+    # Two fresh sequences of 64 fair draws coincide with probability 2**-64.
+    assert first != second
+    assert 8 < first.count(Verdict.FAIL) < 56
+
+
 def test_first_n_and_silence_combine() -> None:
     plan = FailurePlan(FlakyKnobs(fail_first_n=2, silent_audio=True))
     assert [plan.next_verdict() for _ in range(4)] == [
