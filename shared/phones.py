@@ -6,6 +6,7 @@ import hashlib
 import re
 
 import phonenumbers
+from phonenumbers import timezone as phone_timezones
 
 # International numbers (`+` then digits, maybe separated), or a bare run of 10-15 digits
 # (national format). Dates, times and UUID fragments match neither.
@@ -34,6 +35,17 @@ def to_e164(raw: str, default_region: str | None = None) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidPhone("not a valid number for its country")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+# phonenumbers answers this for numbers it cannot place.
+_UNKNOWN_ZONE = "Etc/Unknown"
+
+
+def time_zones_of(e164: str) -> list[str]:
+    """The IANA zones phonenumbers places the number in (several for some regions, none
+    when it cannot tell). A lookup of some cost: computed once per lead, at intake."""
+    names = phone_timezones.time_zones_for_number(phonenumbers.parse(e164))
+    return [name for name in names if name != _UNKNOWN_ZONE]
 
 
 def phone_digest(e164: str) -> str:

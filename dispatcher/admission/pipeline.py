@@ -141,7 +141,7 @@ class Admission:
     def _structural_gates(
         self, connection: Connection, lead: LeadSnapshot, now: datetime
     ) -> Verdict | list[OutboundNumber]:
-        zones = recipient_zones(lead.timezone, lead.phone, lead.merchant_timezone)
+        zones = recipient_zones(lead.timezone, lead.phone, lead.merchant_timezone, lead.phone_zones)
         opening = next_opening(lead.definition.calling_window, now, zones)
         if opening is None or (lead.deadline is not None and opening >= lead.deadline):
             return self._finish(lead, Outcome.EXPIRED)

@@ -34,6 +34,8 @@ class LeadSnapshot:
     merchant_timezone: str
     rate_limit_calls: int | None
     rate_limit_window_s: int | None
+    # The number's zones as intake stored them (None: not stored, look them up).
+    phone_zones: list[str] | None = None
     # The do-not-call gate's answer: the merchant's own list or the global one.
     suppressed: bool = False
     # The merchant's numbers and the shared pool's, enabled or not, ordered by E.164.
@@ -73,6 +75,7 @@ _QUEUED_LEAD = DriverStatement(
         Lead.payload,
         Lead.deadline,
         Lead.timezone,
+        Lead.phone_zones,
         Lead.deferrals,
         Merchant.default_timezone,
         Merchant.rate_limit_calls,
@@ -98,6 +101,7 @@ def load_queued_lead(connection: Connection, lead_id: uuid.UUID) -> LeadSnapshot
         payload,
         deadline,
         timezone,
+        phone_zones,
         deferrals,
         merchant_timezone,
         rate_limit_calls,
@@ -113,6 +117,7 @@ def load_queued_lead(connection: Connection, lead_id: uuid.UUID) -> LeadSnapshot
         payload=payload,
         deadline=deadline,
         timezone=timezone,
+        phone_zones=phone_zones,
         deferrals=deferrals,
         definition=definition(connection, template_id),
         merchant_timezone=merchant_timezone,

@@ -10,25 +10,23 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-from phonenumbers import timezone as phone_timezones
-
+from shared.phones import time_zones_of
 from shared.templates import CallingWindow
 
-# phonenumbers answers this for numbers it cannot place.
-_UNKNOWN_ZONE = "Etc/Unknown"
 _SEARCH_DAYS = 8
 
 
-def recipient_zones(lead_timezone: str | None, e164: str, merchant_default: str) -> list[ZoneInfo]:
-    """The lead's own zone, else the number's zones, else the merchant's default."""
+def recipient_zones(
+    lead_timezone: str | None,
+    e164: str,
+    merchant_default: str,
+    number_zones: Sequence[str] | None = None,
+) -> list[ZoneInfo]:
+    """The lead's own zone, else the number's zones (`number_zones` as intake stored them;
+    looked up when absent, for leads stored before intake did), else the merchant's default."""
     if lead_timezone:
         return [ZoneInfo(lead_timezone)]
-    names = [
-        name
-        for name in phone_timezones.time_zones_for_number(phonenumbers.parse(e164))
-        if name != _UNKNOWN_ZONE
-    ]
+    names = time_zones_of(e164) if number_zones is None else number_zones
     zones = []
     for name in names:
         try:

@@ -107,6 +107,7 @@ def _insert_values(merchant_id: uuid.UUID, lead: NewLead) -> dict[str, Any]:
         "not_before": lead.not_before,
         "deadline": lead.deadline,
         "timezone": lead.timezone,
+        "phone_zones": lead.phone_zones,
     }
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dispatcher.intake.errors import Problem
 from dispatcher.intake.schemas import LeadRequest
-from shared.phones import InvalidPhone, to_e164
+from shared.phones import InvalidPhone, time_zones_of, to_e164
 from shared.settings import Settings
 from shared.templates import TemplateDefinition, check_payload
 
@@ -58,6 +58,9 @@ class NewLead:
     deadline: datetime | None
     timezone: str | None
     next_attempt_at: datetime
+    # The number's zones, looked up here once instead of at every dispatch (None when the
+    # lead names its own timezone: the calling window never needs them then).
+    phone_zones: list[str] | None = None
 
 
 def request_hash(req: LeadRequest, phone_e164: str) -> str:
@@ -160,4 +163,5 @@ def validate_lead(
         deadline=req.deadline,
         timezone=req.timezone,
         next_attempt_at=max(now, req.not_before) if req.not_before else now,
+        phone_zones=None if req.timezone else time_zones_of(phone),
     )

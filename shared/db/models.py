@@ -163,6 +163,9 @@ class Lead(TimestampMixin, Base):
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # The IANA zones of the phone number, looked up once at intake when `timezone` is not
+    # given (NULL: not looked up; admission then looks them up itself).
+    phone_zones: Mapped[list[str] | None] = mapped_column(JSONB)
     last_deferral_reason: Mapped[str | None] = mapped_column(String(64))
     # Capacity waits in a row; grows the backoff, reset when a dial goes out.
     deferrals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 
 from dispatcher.admission import pipeline as admission_pipeline
 from dispatcher.providers import InstantProvider, InvalidDestination, ProviderUnavailable
-from shared.db.models import PhoneNumber, Suppression, WebhookDelivery
+from shared.db.models import Lead, PhoneNumber, Suppression, WebhookDelivery
 from shared.db.session import make_engine, transaction
 from shared.enums import AttemptState, DeferralReason, LeadStatus, Outcome
 from tests.integration.fleet import MEDIA_WORKER, STREAM_URL, Fleet, template_document
@@ -299,6 +299,28 @@ def test_a_failed_first_read_gives_its_connection_back(
         assert f.provider.placed_calls == []
     finally:
         engine.dispose()
+
+
+def test_the_window_is_judged_in_the_zones_stored_at_intake(fleet: Any) -> None:
+    """Intake stores the number's zones, and admission reads them instead of looking the
+    number up again: a lead whose stored zones differ is judged in those."""
+    window = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00"}
+    f: Fleet = fleet(document=template_document(calling_window=window))
+    lead_id = queued_lead(f)
+    assert f.lead(lead_id).phone_zones == ["Asia/Calcutta"]
+    monday_0600_utc = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # 11:30 in India: open
+    with transaction(f.sessions) as session:
+        lead = session.get(Lead, lead_id)
+        assert lead is not None
+        lead.phone_zones = ["America/New_York"]  # 01:00 there: closed
+    verdict = f.dispatch(lead_id, now=monday_0600_utc)
+    assert (verdict.action, verdict.reason) == ("deferred", DeferralReason.WINDOW_CLOSED)
+    assert f.lead(lead_id).next_attempt_at == datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+
+
+def test_a_lead_naming_its_timezone_stores_no_number_zones(fleet: Any) -> None:
+    f: Fleet = fleet()
+    assert f.lead(queued_lead(f, timezone="Europe/Paris")).phone_zones is None
 
 
 def test_templates_that_leave_voicemail_messages_dial_waiting_for_the_beep(fleet: Any) -> None:

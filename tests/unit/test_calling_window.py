@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dispatcher.admission import window as window_module
 from dispatcher.admission.backoff import capacity_backoff_s
 from dispatcher.admission.window import is_open, next_opening, recipient_zones
+from shared.phones import time_zones_of
 from shared.templates import CallingWindow
 
 WEEKDAYS_9_TO_18 = CallingWindow(
@@ -93,6 +95,22 @@ def test_recipient_zone_resolution_order() -> None:
     assert recipient_zones(None, "+442079460958", "UTC") == [ZoneInfo("Europe/London")]
     # A non-geographic number falls back to the merchant default.
     assert recipient_zones(None, "+882345678901", "Asia/Dubai") == [ZoneInfo("Asia/Dubai")]
+
+
+def test_zones_stored_at_intake_are_used_without_a_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_lookup(e164: str) -> list[str]:
+        raise AssertionError("looked up a number whose zones were stored")
+
+    monkeypatch.setattr(window_module, "time_zones_of", no_lookup)
+    stored = ["America/New_York", "America/Chicago"]
+    assert recipient_zones(None, "+919812345678", "UTC", stored) == [ZoneInfo(z) for z in stored]
+    # Stored as none known: the merchant default, still without a lookup.
+    assert recipient_zones(None, "+919812345678", "Asia/Dubai", []) == [ZoneInfo("Asia/Dubai")]
+
+
+def test_intake_stores_the_zones_admission_would_look_up() -> None:
+    assert time_zones_of("+919812345678") == ["Asia/Calcutta"]
+    assert time_zones_of("+882345678901") == []
 
 
 def test_backoff_grows_is_capped_and_jittered() -> None:
