@@ -32,6 +32,7 @@ from shared.db import migrate
 from shared.db.models import Lead, PhoneNumber
 from shared.db.session import make_engine, make_session_factory, transaction
 from shared.fleet_metrics import read_fleet_metrics
+from shared.redis_clients import sync_redis
 from shared.settings import Settings
 from shared.templates import load_example
 
@@ -318,7 +319,7 @@ def main() -> None:
 
     engine = make_engine(settings, pool_size=2)
     sessions = make_session_factory(engine)
-    metrics_redis = redis.Redis.from_url(settings.redis_url)
+    metrics_redis = sync_redis(settings.redis_url)
     ports = Ports.pick()
     base = f"http://127.0.0.1:{ports.api}"
     fleet = start_fleet(settings, ports)

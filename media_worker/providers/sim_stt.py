@@ -131,7 +131,8 @@ class SimSTTService(STTService):
     async def process_audio_frame(
         self, frame: InputAudioRawFrame, direction: FrameDirection
     ) -> None:
-        """The sim STT does not listen: audio only passes through (`audio_passthrough`)."""
+        """The sim STT does not listen: audio is handed on, or dropped here when the STT is
+        its last listener (`audio_passthrough`)."""
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
         """Never called, since audio is not transcribed; pipecat declares it abstract."""
