@@ -13,15 +13,14 @@ from typing import Any
 import pytest
 import uvicorn
 from celery import Celery
-from celery.contrib.testing.worker import start_worker
 
 from dispatcher.api import create_app
-from dispatcher.celery_factory import create_celery
-from dispatcher.worker_context import WorkerContext
+from dispatcher.celery_factory import QUEUES, create_celery
 from shared.enums import LeadStatus, Outcome
 from shared.settings import Settings
 from simulator.server import ThreadedSimulator
 from simulator.settings import SimulatorSettings
+from tests.integration.celery_worker import running_worker
 from tests.integration.fleet import Fleet
 
 
@@ -61,12 +60,8 @@ def carrier_settings(settings: Settings, simulator: ThreadedSimulator) -> Settin
 @pytest.fixture
 def worker_app(carrier_settings: Settings, redis_client: Any) -> Iterator[Celery]:
     app = create_celery(carrier_settings)
-    with start_worker(
-        app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="WARNING",
-        queues=["ingest", "dispatch", "call_events", "webhooks"],
-    ):  # fmt: skip
+    with running_worker(app, QUEUES, pool="threads", concurrency=4):
         yield app
-    WorkerContext.of(app).close()
 
 
 @pytest.fixture

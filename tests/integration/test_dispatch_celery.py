@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.api import create_app
-from dispatcher.celery_factory import create_celery
+from dispatcher.celery_factory import QUEUES, create_celery
 from dispatcher.providers import InstantProvider
 from dispatcher.worker_context import WorkerContext
 from shared.coordination import periodic_lock
@@ -22,6 +21,7 @@ from shared.db.models import WebhookDelivery
 from shared.enums import LeadStatus, Outcome
 from shared.fleet_metrics import read_fleet_metrics
 from shared.settings import Settings
+from tests.integration.celery_worker import running_worker
 from tests.integration.fleet import Fleet
 
 
@@ -42,16 +42,8 @@ def carrier() -> InstantProvider:
 @pytest.fixture
 def worker_app(settings: Settings, redis_client: Any, carrier: InstantProvider) -> Iterator[Celery]:
     app = create_celery(settings, provider=carrier)
-    with start_worker(
-        app,
-        pool="threads",
-        concurrency=4,
-        perform_ping_check=False,
-        loglevel="WARNING",
-        queues=["ingest", "dispatch", "call_events", "webhooks"],
-    ):
+    with running_worker(app, QUEUES, pool="threads", concurrency=4):
         yield app
-    WorkerContext.of(app).close()
 
 
 def test_submitted_lead_is_dialed_at_once_and_finalized_by_carrier_events(

@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from celery.contrib.testing.worker import start_worker
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.celery_factory import create_celery
-from dispatcher.worker_context import WorkerContext
 from shared.db.models import Lead
 from shared.settings import Settings
+from tests.integration.celery_worker import running_worker
 from tests.integration.conftest import MerchantFixture
 
 
@@ -22,11 +21,8 @@ from tests.integration.conftest import MerchantFixture
 def celery_worker_app(settings: Settings, redis_client: Any) -> Iterator[Celery]:
     app = create_celery(settings)
     # Only the ingest queue: announced dispatches must not run against later tests.
-    with start_worker(
-        app, pool="solo", perform_ping_check=False, loglevel="WARNING", queues=["ingest"]
-    ):
+    with running_worker(app, ["ingest"]):
         yield app
-    WorkerContext.of(app).close()
 
 
 def test_task_ingests_with_the_same_rules_and_idempotency(
