@@ -137,16 +137,18 @@ def celery_app_worker(
     app: str,
     queues: str,
     *,
-    concurrency: int = 2,
+    concurrency: int | None = None,
     pool: str = "prefork",
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A quiet worker (no banner) for any Celery app module; killed if it ignores SIGTERM."""
     command = [
         sys.executable, "-m", "celery", "--quiet", "-A", app, "worker", "-Q", queues,
-        "-c", str(concurrency), "-P", pool, "--loglevel", "WARNING", "--without-gossip",
-        "--without-mingle", "--without-heartbeat",
+        "-P", pool, "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+        "--without-heartbeat",
     ]  # fmt: skip
+    if concurrency is not None:  # else the app's own `worker_concurrency`, as in production
+        command += ["-c", str(concurrency)]
     # Celery warns on every start when run as root (as in containers); that is not news here.
     quiet = {"PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges"}
     env = {**child_env(settings), **quiet, **(extra_env or {})}

@@ -2,7 +2,7 @@
 and ingest-to-dial latency through the API, printed beside a no-op Celery task's throughput
 measured in the same run on the same broker. Figures only, no assertions.
 
-    python bench/dispatch.py              # --rounds 5 --leads 1200 --concurrency 2
+    python bench/dispatch.py              # --rounds 5 --leads 1200, the dispatcher's -c
     python bench/dispatch.py --profile 300   # also cProfile admission in-process
 
 The no-op and dispatch phases alternate for --rounds short rounds and the headline is the
@@ -50,7 +50,7 @@ from bench._support import (  # noqa: E402
     sample_lead,
     seed_merchant,
 )
-from dispatcher.celery_factory import create_celery  # noqa: E402
+from dispatcher.celery_factory import create_celery, worker_concurrency  # noqa: E402
 from dispatcher.intake.schemas import LeadRequest  # noqa: E402
 from dispatcher.intake.store import ingest  # noqa: E402
 from dispatcher.intake.validate import IntakeLimits  # noqa: E402
@@ -347,7 +347,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="alternating no-op/dispatch rounds")
     parser.add_argument("--leads", type=int, default=1200, help="dispatches to time per round")
     parser.add_argument("--noop-tasks", type=int, default=2000, help="no-op tasks per round")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes/threads")
+    parser.add_argument(
+        "--concurrency", type=int, default=None,
+        help="worker processes/threads (default: the dispatcher's own, CPUs + 1)",
+    )  # fmt: skip
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     parser.add_argument("--latency-leads", type=int, default=300)
     parser.add_argument(
@@ -378,6 +381,7 @@ def main() -> None:
     merchant = prepare(settings, client)
     engine = make_engine(settings, pool_size=2)
     app = create_celery(settings)
+    concurrency = args.concurrency or worker_concurrency(settings)
     # Phone numbers (and idempotency keys) never repeat across phases.
     warm_ids = queued_leads(settings, engine, merchant, 0, WARMUP_LEADS)
     rounds_ids = [
@@ -386,11 +390,11 @@ def main() -> None:
     ]
     latency_first = WARMUP_LEADS + args.rounds * args.leads
     worker = celery_app_worker(
-        settings, WORKER_APP, QUEUES, concurrency=args.concurrency, pool=args.pool
+        settings, WORKER_APP, QUEUES, concurrency=concurrency, pool=args.pool
     )
     print(
         f"dispatch: {args.rounds} rounds of {args.noop_tasks} no-op tasks then {args.leads}"
-        f" dispatches, worker -c {args.concurrency} ({args.pool}), {os.cpu_count()} CPUs,"
+        f" dispatches, worker -c {concurrency} ({args.pool}), {os.cpu_count()} CPUs,"
         f" load before start {load_before:.1f}"
     )
     noops: list[Throughput] = []
@@ -399,7 +403,7 @@ def main() -> None:
         with worker as proc:
             meter = CpuMeter(psutil.Process(proc.pid))
             # Warm-up: every worker child connects to Redis and PostgreSQL, loads the template.
-            if not noop_rate(app, client, 4 * args.concurrency, 20, meter).done:
+            if not noop_rate(app, client, 4 * concurrency, 20, meter).done:
                 raise RuntimeError(f"the Celery worker did not start (exit code {proc.poll()})")
             dispatch_rate(app, engine, warm_ids, 20, meter)
             for number, lead_ids in enumerate(rounds_ids, 1):
@@ -430,7 +434,7 @@ def main() -> None:
         record_figure(
             "admission + dial (instant carrier)", dial, "dials/s",
             baseline="no-op Celery task", baseline_value=noop,
-            note=f"worker -c {args.concurrency} {args.pool}; medians of {args.rounds} rounds,"
+            note=f"worker -c {concurrency} {args.pool}; medians of {args.rounds} rounds,"
             f" median round ratio {share:.0%}",
         )  # fmt: skip
         missing = "" if len(latency.dial_ms) == latency.total else (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from celery import Celery
 from kombu import Exchange, Queue
 
@@ -36,6 +38,10 @@ BEAT_SCHEDULE = {
 TASK_MODULES = ["ingest", "dispatch", "finalize", "reconcile", "webhooks", "call_events"]
 
 
+def worker_concurrency(settings: Settings) -> int:
+    return settings.dispatcher_concurrency or (os.cpu_count() or 1) + 1
+
+
 def create_celery(settings: Settings, *, provider: CallProvider | None = None) -> Celery:
     celery = Celery("callfleet", broker=settings.redis_url, backend=settings.redis_url)
     celery.conf.update(
@@ -52,6 +58,7 @@ def create_celery(settings: Settings, *, provider: CallProvider | None = None) -
         result_expires=3600,
         # Redelivery of unacked tasks is bounded by this; our tasks finish in seconds.
         broker_transport_options={"visibility_timeout": 300},
+        worker_concurrency=worker_concurrency(settings),
         worker_prefetch_multiplier=4,
         task_acks_late=False,
         enable_utc=True,

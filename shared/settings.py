@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     rate_limit_window_s: int = 3600
 
     # Dispatch: sweeping, admission and dialing.
+    # Worker processes per dispatcher; None: one more than the CPUs, because admission
+    # waits on PostgreSQL and Redis for about half of each dispatch.
+    dispatcher_concurrency: int | None = Field(default=None, ge=1)
     sweep_batch_size: int = 500
     queued_stale_s: float = 120
     channel_lease_ttl_s: float = 90
