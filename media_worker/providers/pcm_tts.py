@@ -13,12 +13,14 @@ from pipecat.services.tts_service import TTSService
 from media_worker.providers.audio import pcm_chunks
 from media_worker.providers.errors import SynthesisFailed
 
-DEFAULT_CHUNK_MS = 100
-
 
 class PcmTTSService(TTSService):
     """A TTS that turns one text into one PCM buffer (`synthesize`) and streams it as
-    `TTSAudioRawFrame`s of `chunk_ms` at the pipeline's output rate.
+    `TTSAudioRawFrame`s of pipecat's `chunk_size` (0.5 s) at the pipeline's output rate.
+    Each frame crosses every processor and observer after the voice, and these voices hand
+    over a whole utterance at once, so 20-100 ms frames made bursts of hundreds of hops that
+    held up the event loop for the process's other calls; the output transport cuts the
+    audio into Twilio-sized messages in any case.
 
     Like pipecat's HTTP voices it leaves the audio context to the base class
     (`push_start_frame`, `push_stop_frames`), so the frames downstream are the usual
@@ -30,13 +32,10 @@ class PcmTTSService(TTSService):
 
     provider: str = "pcm"
 
-    def __init__(
-        self, *, voice: str | None = None, chunk_ms: int = DEFAULT_CHUNK_MS, **kwargs: Any
-    ):
+    def __init__(self, *, voice: str | None = None, **kwargs: Any):
         kwargs.setdefault("push_start_frame", True)
         kwargs.setdefault("push_stop_frames", True)
         super().__init__(settings=TTSSettings(model=None, voice=voice, language=None), **kwargs)
-        self._chunk_ms = chunk_ms
 
     @property
     def voice(self) -> str | None:
@@ -68,7 +67,6 @@ class PcmTTSService(TTSService):
         except SynthesisFailed as exc:
             yield ErrorFrame(error=f"{self.name}: {exc}", category=exc.category)
             return
-        chunk_bytes = self.sample_rate * 2 * self._chunk_ms // 1000
-        for chunk in pcm_chunks(pcm, chunk_bytes):
+        for chunk in pcm_chunks(pcm, self.chunk_size):
             await self.stop_ttfb_metrics()
             yield TTSAudioRawFrame(chunk, self.sample_rate, 1, context_id=context_id)
