@@ -49,15 +49,16 @@ def save_template(session: Session, merchant_id: uuid.UUID, document: object) ->
 
     An orchestrator's agents must be active templates of the same merchant that fit it
     (`agent_problems`), and its `inbound_number` one of the merchant's numbers; a second active
-    orchestrator on that number raises `InboundNumberTaken`.
+    orchestrator on that number raises `InboundNumberTaken`. A template a number answers
+    inbound calls with (`inbound_template`) must render without a payload.
     """
     definition = parse_template(document)
     # Serialise concurrent saves for one merchant so versions never collide.
     session.execute(select(Merchant.id).where(Merchant.id == merchant_id).with_for_update())
-    if definition.orchestrator is not None:
-        problems = orchestrator_problems(session, merchant_id, definition)
-        if problems:
-            raise TemplateInvalid(problems)
+    problems = orchestrator_problems(session, merchant_id, definition)
+    problems += inbound_template_problems(session, merchant_id, definition)
+    if problems:
+        raise TemplateInvalid(problems)
     latest = session.scalar(
         select(func.max(Template.version)).where(
             Template.merchant_id == merchant_id, Template.name == definition.name
@@ -114,6 +115,38 @@ def orchestrator_problems(
     return problems
 
 
+def payload_needed(definition: TemplateDefinition) -> list[str]:
+    """The variables `definition` cannot render without a lead payload (required, no default),
+    sorted: a stored definition's JSONB does not keep the document's order."""
+    return sorted(
+        name
+        for name, spec in definition.variables.items()
+        if spec.required and spec.default is None
+    )
+
+
+def inbound_template_problems(
+    session: Session, merchant_id: uuid.UUID, definition: TemplateDefinition
+) -> list[str]:
+    """A merchant's number that answers inbound calls with a template by this name needs it to
+    render without a payload, as an inbound call brings none."""
+    numbers = session.scalars(
+        select(PhoneNumber.e164)
+        .where(
+            PhoneNumber.merchant_id == merchant_id,
+            PhoneNumber.inbound_template == definition.name,
+        )
+        .order_by(PhoneNumber.e164)
+    ).all()
+    if not numbers:
+        return []
+    return [
+        f"variables.{name}: inbound calls carry no payload; give it a default or make it "
+        f"optional (number {numbers[0]} answers inbound calls with this template)"
+        for name in payload_needed(definition)
+    ]
+
+
 def _inbound_payload_problems(
     definition: TemplateDefinition, agents: Mapping[str, TemplateDefinition | None]
 ) -> list[str]:
@@ -122,18 +155,13 @@ def _inbound_payload_problems(
     problems = [
         f"variables.{name}: inbound calls carry no payload; give it a default or make it "
         "optional (orchestrator.inbound_number is set)"
-        for name, spec in definition.variables.items()
-        if spec.required and spec.default is None
+        for name in payload_needed(definition)
     ]
     for index, agent in enumerate(
         definition.orchestrator.agents if definition.orchestrator else ()
     ):
         target = agents.get(agent.template)
-        needed = [
-            name
-            for name, spec in (target.variables.items() if target else ())
-            if spec.required and spec.default is None
-        ]
+        needed = payload_needed(target) if target else []
         if needed:
             problems.append(
                 f"orchestrator.agents[{index}].template: '{agent.template}' needs "

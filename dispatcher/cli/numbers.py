@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import typer
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dispatcher.cli.common import CliError, boundary, cli_context
 from dispatcher.merchants import merchant_by_name
+from dispatcher.templates_store import active_definitions, payload_needed
 from shared.db.models import PhoneNumber
 from shared.db.session import transaction
 from shared.enums import NumberProvider
@@ -41,6 +45,8 @@ def add(
             if found is None:
                 raise CliError(f"no merchant named '{merchant}'")
             owner = found.id
+        if owner is not None and inbound_template is not None:
+            _check_inbound_template(session, owner, inbound_template)
         if session.scalar(select(PhoneNumber.id).where(PhoneNumber.e164 == number)):
             raise CliError(f"number {mask_phone(number)} is already registered")
         session.add(
@@ -54,3 +60,16 @@ def add(
         )
     pool = f"merchant {merchant}" if merchant else "the shared pool"
     typer.echo(f"number {number} added to {pool} with {channels} channel(s)")
+
+
+def _check_inbound_template(session: Session, merchant_id: uuid.UUID, name: str) -> None:
+    """The template must exist, active, and render with no payload: inbound calls bring none."""
+    definition = active_definitions(session, merchant_id, [name]).get(name)
+    if definition is None:
+        raise CliError(f"--inbound-template: the merchant has no active template named '{name}'")
+    needed = payload_needed(definition)
+    if needed:
+        raise CliError(
+            f"--inbound-template: '{name}' needs {', '.join(needed)} with no default, which an"
+            " inbound call cannot supply"
+        )

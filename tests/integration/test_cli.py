@@ -21,6 +21,7 @@ from shared.db.models import Lead, PhoneNumber, Template
 from shared.settings import Settings
 from shared.templates import load_example
 from tests.integration.conftest import MerchantFixture
+from tests.integration.inbound_templates import inbound_ready
 
 
 @pytest.fixture
@@ -85,6 +86,33 @@ def test_numbers_add_and_its_errors(cli: Any, sessions: sessionmaker[Session]) -
     )
     assert cli("numbers", "add", "+14155550103", "--channels", "0").exit_code == 2
     assert count(sessions, PhoneNumber) == 2
+
+
+def test_numbers_add_checks_the_inbound_template(
+    cli: Any, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    assert cli("merchants", "create", "shop").exit_code == 0
+    cod = tmp_path / "cod.json"
+    cod.write_text(json.dumps(load_example("cod_confirmation")))
+    assert cli("templates", "load", str(cod), "--merchant", "shop").exit_code == 0
+    add = ("numbers", "add", "--channels", "1", "--merchant", "shop", "--inbound-template")
+
+    missing = cli(*add, "Front desk", "+14155550110")
+    assert missing.exit_code == 1
+    assert "no active template named 'Front desk'" in missing.output
+    needs_payload = cli(*add, "COD order confirmation", "+14155550111")
+    assert needs_payload.exit_code == 1
+    needed = "needs amount, customer_name, delivery_date, items, order_id, store_name with"
+    assert needed in needs_payload.output
+    assert count(sessions, PhoneNumber) == 0
+
+    cod.write_text(json.dumps(inbound_ready(load_example("cod_confirmation"))))
+    assert cli("templates", "load", str(cod), "--merchant", "shop").exit_code == 0
+    ok = cli(*add, "COD order confirmation", "+14155550111")
+    assert ok.exit_code == 0, ok.output
+    with sessions() as session:
+        number = session.scalar(select(PhoneNumber))
+    assert number is not None and number.inbound_template == "COD order confirmation"
 
 
 def test_templates_load_versions_and_rejects_invalid(

@@ -27,26 +27,11 @@ from shared.enums import AttemptState, Direction, LeadStatus, NumberProvider
 from shared.settings import Settings
 from shared.templates import TemplateInvalid, load_example
 from tests.integration.conftest import MerchantFixture
+from tests.integration.inbound_templates import inbound_ready
 
 NUMBER = "+918047180000"
 COD = "COD order confirmation"
 CLINIC = "Clinic appointment reminder"
-
-
-INBOUND_DEFAULTS = {
-    "string": "there", "integer": 0, "number": 0, "boolean": False,
-    "date": "2026-12-01", "datetime": "2026-12-01T10:00:00+05:30",
-}  # fmt: skip
-
-
-def inbound_ready(document: dict[str, Any]) -> dict[str, Any]:
-    """Every variable optional with a default: an inbound call brings no payload."""
-    variables = document["variables"]
-    assert isinstance(variables, dict)
-    for spec in variables.values():
-        spec["required"] = False
-        spec.setdefault("default", INBOUND_DEFAULTS[spec["type"]])
-    return document
 
 
 def front_desk(**orchestrator: Any) -> dict[str, Any]:
@@ -305,6 +290,28 @@ def test_an_inbound_call_starts_in_the_numbers_orchestrator(
     with sessions() as session:
         route = route_for(session, NUMBER)
         assert route is not None and route.template.name == "Front desk"
+
+
+def test_a_numbers_inbound_template_must_render_without_a_payload(
+    shop: MerchantFixture, sessions: sessionmaker[Session]
+) -> None:
+    with transaction(sessions) as session:
+        number = session.scalar(select(PhoneNumber).where(PhoneNumber.e164 == NUMBER))
+        assert number is not None
+        number.inbound_template = COD
+    with pytest.raises(TemplateInvalid) as refused:
+        with transaction(sessions) as session:
+            save_template(session, shop.id, load_example("cod_confirmation"))
+    needing = {p.split(":", 1)[0] for p in refused.value.problems}
+    assert needing == {
+        "variables.customer_name", "variables.store_name", "variables.order_id",
+        "variables.amount", "variables.items", "variables.delivery_date",
+    }  # fmt: skip
+    assert all(f"number {NUMBER} answers inbound calls" in p for p in refused.value.problems)
+
+    with transaction(sessions) as session:
+        saved = save_template(session, shop.id, inbound_ready(load_example("cod_confirmation")))
+    assert saved.name == COD
 
 
 async def test_the_media_worker_loads_the_agents_with_the_call(
