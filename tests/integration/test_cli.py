@@ -88,13 +88,18 @@ def test_numbers_add_and_its_errors(cli: Any, sessions: sessionmaker[Session]) -
     assert count(sessions, PhoneNumber) == 2
 
 
+def load_template(cli: Any, tmp_path: Path, document: dict[str, Any]) -> None:
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(document))
+    result = cli("templates", "load", str(path), "--merchant", "shop")
+    assert result.exit_code == 0, result.output
+
+
 def test_numbers_add_checks_the_inbound_template(
     cli: Any, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     assert cli("merchants", "create", "shop").exit_code == 0
-    cod = tmp_path / "cod.json"
-    cod.write_text(json.dumps(load_example("cod_confirmation")))
-    assert cli("templates", "load", str(cod), "--merchant", "shop").exit_code == 0
+    load_template(cli, tmp_path, load_example("cod_confirmation"))
     add = ("numbers", "add", "--channels", "1", "--merchant", "shop", "--inbound-template")
 
     missing = cli(*add, "Front desk", "+14155550110")
@@ -106,8 +111,7 @@ def test_numbers_add_checks_the_inbound_template(
     assert needed in needs_payload.output
     assert count(sessions, PhoneNumber) == 0
 
-    cod.write_text(json.dumps(inbound_ready(load_example("cod_confirmation"))))
-    assert cli("templates", "load", str(cod), "--merchant", "shop").exit_code == 0
+    load_template(cli, tmp_path, inbound_ready(load_example("cod_confirmation")))
     ok = cli(*add, "COD order confirmation", "+14155550111")
     assert ok.exit_code == 0, ok.output
     with sessions() as session:

@@ -274,13 +274,18 @@ def test_the_cli_refuses_a_second_orchestrator_in_one_line(
 # --- inbound calls and the media worker's load ------------------------------------------------
 
 
-def test_an_inbound_call_starts_in_the_numbers_orchestrator(
-    shop: MerchantFixture, sessions: sessionmaker[Session]
-) -> None:
+def answer_inbound_with(sessions: sessionmaker[Session], template: str) -> None:
+    """Make NUMBER answer inbound calls with `template`, as `numbers add --inbound-template`."""
     with transaction(sessions) as session:
         number = session.scalar(select(PhoneNumber).where(PhoneNumber.e164 == NUMBER))
         assert number is not None
-        number.inbound_template = COD
+        number.inbound_template = template
+
+
+def test_an_inbound_call_starts_in_the_numbers_orchestrator(
+    shop: MerchantFixture, sessions: sessionmaker[Session]
+) -> None:
+    answer_inbound_with(sessions, COD)
     with sessions() as session:
         route = route_for(session, NUMBER)
         assert route is not None and route.template.name == COD
@@ -295,10 +300,7 @@ def test_an_inbound_call_starts_in_the_numbers_orchestrator(
 def test_a_numbers_inbound_template_must_render_without_a_payload(
     shop: MerchantFixture, sessions: sessionmaker[Session]
 ) -> None:
-    with transaction(sessions) as session:
-        number = session.scalar(select(PhoneNumber).where(PhoneNumber.e164 == NUMBER))
-        assert number is not None
-        number.inbound_template = COD
+    answer_inbound_with(sessions, COD)
     with pytest.raises(TemplateInvalid) as refused:
         with transaction(sessions) as session:
             save_template(session, shop.id, load_example("cod_confirmation"))
