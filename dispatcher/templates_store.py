@@ -125,26 +125,39 @@ def payload_needed(definition: TemplateDefinition) -> list[str]:
     )
 
 
+def unrenderable_inbound(template: str, needed: list[str]) -> str:
+    """Why `template`, which needs the variables `needed`, cannot answer an inbound call."""
+    return (
+        f"'{template}' needs {', '.join(needed)} with no default, which an inbound call "
+        "cannot supply"
+    )
+
+
+def _payload_problems(definition: TemplateDefinition, why: str) -> list[str]:
+    return [
+        f"variables.{name}: inbound calls carry no payload; give it a default or make it "
+        f"optional ({why})"
+        for name in payload_needed(definition)
+    ]
+
+
 def inbound_template_problems(
     session: Session, merchant_id: uuid.UUID, definition: TemplateDefinition
 ) -> list[str]:
     """A merchant's number that answers inbound calls with a template by this name needs it to
     render without a payload, as an inbound call brings none."""
-    numbers = session.scalars(
+    number = session.scalar(
         select(PhoneNumber.e164)
         .where(
             PhoneNumber.merchant_id == merchant_id,
             PhoneNumber.inbound_template == definition.name,
         )
         .order_by(PhoneNumber.e164)
-    ).all()
-    if not numbers:
+        .limit(1)
+    )
+    if number is None:
         return []
-    return [
-        f"variables.{name}: inbound calls carry no payload; give it a default or make it "
-        f"optional (number {numbers[0]} answers inbound calls with this template)"
-        for name in payload_needed(definition)
-    ]
+    return _payload_problems(definition, f"number {number} answers inbound calls with it")
 
 
 def _inbound_payload_problems(
@@ -152,11 +165,7 @@ def _inbound_payload_problems(
 ) -> list[str]:
     """An inbound call brings no lead payload: every variable the orchestrator or one of its
     agents needs must have a default, or the call could not be rendered."""
-    problems = [
-        f"variables.{name}: inbound calls carry no payload; give it a default or make it "
-        "optional (orchestrator.inbound_number is set)"
-        for name in payload_needed(definition)
-    ]
+    problems = _payload_problems(definition, "orchestrator.inbound_number is set")
     for index, agent in enumerate(
         definition.orchestrator.agents if definition.orchestrator else ()
     ):
@@ -164,8 +173,8 @@ def _inbound_payload_problems(
         needed = payload_needed(target) if target else []
         if needed:
             problems.append(
-                f"orchestrator.agents[{index}].template: '{agent.template}' needs "
-                f"{', '.join(needed)} with no default, which an inbound call cannot supply"
+                f"orchestrator.agents[{index}].template: "
+                + unrenderable_inbound(agent.template, needed)
             )
     return problems
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from dispatcher.cli.common import CliError, boundary, cli_context
 from dispatcher.merchants import merchant_by_name
-from dispatcher.templates_store import active_definitions, payload_needed
+from dispatcher.templates_store import active_definitions, payload_needed, unrenderable_inbound
 from shared.db.models import PhoneNumber
 from shared.db.session import transaction
 from shared.enums import NumberProvider
@@ -69,7 +69,4 @@ def _check_inbound_template(session: Session, merchant_id: uuid.UUID, name: str)
         raise CliError(f"--inbound-template: the merchant has no active template named '{name}'")
     needed = payload_needed(definition)
     if needed:
-        raise CliError(
-            f"--inbound-template: '{name}' needs {', '.join(needed)} with no default, which an"
-            " inbound call cannot supply"
-        )
+        raise CliError(f"--inbound-template: {unrenderable_inbound(name, needed)}")
