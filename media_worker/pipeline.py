@@ -8,7 +8,9 @@ call's `CallRecord` on the way.
       -> agent recorder -> transport out -> assistant aggregator
 
 The caller's audio goes no further than its last listener: the aggregator with a VAD or Smart
-Turn (audio STTs), else the STT (`sim`); see `user_turn_strategies`.
+Turn (audio STTs), else the STT; see `user_turn_strategies`. With no listener at all (the `sim`
+STT, which hears the caller's words from the simulator, without a VAD) `hears_caller` is False
+and the session tells the transport to skip the caller's audio unread.
 
 Every voice the call may use is built at call start (no cold start on a switch): the
 template's primary and fallback and, for an orchestrator, each agent's pair (`voices`); the
@@ -170,6 +172,7 @@ class CallPipeline:
     vad_analyzer: VADAnalyzer | None
     latency: TurnLatencyObserver
     call_voices: CallVoices | None = None
+    hears_caller: bool = True
 
     @property
     def vad_enabled(self) -> bool:
@@ -254,9 +257,15 @@ class TranscriptRecorder(FrameProcessor):
         await super().cleanup()  # type: ignore[no-untyped-call]
 
 
+def stt_hears_audio(stt: SttProvider) -> bool:
+    """Whether the STT transcribes the caller's audio; `sim` takes the words the simulator
+    publishes instead."""
+    return stt != "sim"
+
+
 def vad_enabled(stt: SttProvider, override: bool | None = None) -> bool:
     """Silero VAD runs for STTs that hear audio; the `sim` STT's turns need none."""
-    return override if override is not None else stt != "sim"
+    return override if override is not None else stt_hears_audio(stt)
 
 
 def user_turn_strategies(stt: SttProvider) -> UserTurnStrategies:
@@ -404,4 +413,5 @@ def build_call_pipeline(
         vad,
         latency,
         call_voices=call_voices,
+        hears_caller=hears or stt_hears_audio(stt_provider),
     )

@@ -113,6 +113,20 @@ def decode(message: str | bytes) -> dict[str, Any]:
     return decoded
 
 
+# How Twilio (and JSON encoders with default separators) open a `media` message: the event
+# comes first. Only a fast path: a message opened otherwise is still parsed and recognized.
+_MEDIA_OPENINGS = ('{"event":"media"', '{"event": "media"')
+
+
+def looks_like_media(message: str | bytes) -> bool:
+    """Whether `message` is a `media` message, judged from its opening without parsing it;
+    False when unsure (the caller then parses it)."""
+    opening = message[:20]
+    if isinstance(opening, bytes):
+        opening = opening.decode("ascii", "replace")
+    return opening.startswith(_MEDIA_OPENINGS)
+
+
 def event_name(decoded: Mapping[str, Any]) -> str:
     """The message's `event`."""
     return _string(decoded, "event", "event")

@@ -146,6 +146,11 @@ class CallSession:
         return self._conversation_end
 
     @property
+    def transport(self) -> TwilioStreamTransport | None:
+        """The call's transport once built (None before, or for a voicemail hang-up)."""
+        return self._transport
+
+    @property
     def worker(self) -> PipelineWorker | None:
         """The call's pipeline worker once built (None before, or for a voicemail hang-up)."""
         return self._worker
@@ -231,6 +236,8 @@ class CallSession:
             tts_policy=self._deps.tts_policy,
         )
         self._call = call
+        if not call.hears_caller:
+            transport.ignore_caller_audio()
         worker = self._worker = call.worker
 
         @worker.event_handler("on_pipeline_started")  # type: ignore[untyped-decorator]

@@ -42,9 +42,9 @@ class TwilioStreamInputTransport(BaseInputTransport):
 
     On start it fires `on_client_connected` and pushes a `ClientConnectedFrame`. Then `media`
     becomes a `CallerAudioFrame` (an `InputAudioRawFrame`, 8 kHz PCM decoded from the message
-    already parsed) and `dtmf` an `InputDTMFFrame` (via the serializer); `mark` a
-    `PlaybackMarkReachedFrame` plus the `on_mark` event; `stop`, a close
-    or a lost connection fire `on_client_disconnected` and end the pipeline gracefully
+    already parsed; nothing at all after `ignore_caller_audio`) and `dtmf` an `InputDTMFFrame`
+    (via the serializer); `mark` a `PlaybackMarkReachedFrame` plus the `on_mark` event; `stop`,
+    a close or a lost connection fire `on_client_disconnected` and end the pipeline gracefully
     (`EndWorkerFrame` upstream). Malformed messages are logged and skipped.
     """
 
@@ -65,6 +65,17 @@ class TwilioStreamInputTransport(BaseInputTransport):
         self._receive_task: asyncio.Task[None] | None = None
         # Set once an EndFrame or CancelFrame passed: frames pushed after it would be orphans.
         self._ending = False
+        self._caller_audio_wanted = True
+
+    def ignore_caller_audio(self) -> None:
+        """Nothing in the pipeline listens to the caller's audio (the `sim` STT without a VAD
+        hears the caller's words from the simulator): skip its 50 messages a second before
+        they are even parsed, instead of decoding them into frames that are dropped."""
+        self._caller_audio_wanted = False
+
+    @property
+    def caller_audio_wanted(self) -> bool:
+        return self._caller_audio_wanted
 
     # FrameProcessor itself narrows BaseObject.setup(task_manager) to this signature.
     async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
@@ -123,6 +134,8 @@ class TwilioStreamInputTransport(BaseInputTransport):
         return StreamEnd(StreamEndReason.CLOSED, _close_code(connection))
 
     async def _handle(self, message: str | bytes) -> None:
+        if not self._caller_audio_wanted and protocol.looks_like_media(message):
+            return
         try:
             decoded = protocol.decode(message)
             event = protocol.event_name(decoded)
@@ -149,8 +162,8 @@ class TwilioStreamInputTransport(BaseInputTransport):
     async def _push_media(self, decoded: Mapping[str, Any], message: str | bytes) -> None:
         """One `media` message's μ-law as 16-bit PCM, decoded as pipecat's Twilio serializer
         does but from the message already parsed (no second JSON parse 50 times a second)."""
-        if not self._listening():
-            return  # the call is over; nobody is listening for its audio
+        if not (self._caller_audio_wanted and self._listening()):
+            return  # nobody is listening for its audio, or the call is over
         media = decoded.get("media")
         try:
             if not isinstance(media, Mapping):

@@ -69,6 +69,17 @@ async def test_building_a_call_loads_no_model(
         record=CallRecord("cod_confirmation"), overrides=replace(flaky_overrides(), stt=stt),
     )  # fmt: skip
     assert call.vad_enabled is (stt != "sim")
+    # Nothing hears the caller's audio on `sim` without a VAD: the transport may skip it.
+    assert call.hears_caller is (stt != "sim")
+
+
+async def test_a_forced_vad_hears_the_caller_even_on_sim(aredis: Redis) -> None:
+    call = build_call_pipeline(
+        FakeTransport(), cod_context(), "CA" + "7" * 32, aredis, ProviderKeys(),
+        record=CallRecord("cod_confirmation"),
+        overrides=replace(flaky_overrides(), stt="sim", vad=True),
+    )  # fmt: skip
+    assert call.vad_enabled and call.hears_caller
 
 
 async def test_a_call_watches_its_frames_with_its_own_observer_only(aredis: Redis) -> None:

@@ -26,6 +26,7 @@ from media_worker.protocol import (
     UnexpectedEvent,
     UnsupportedMediaFormat,
     decode,
+    looks_like_media,
     mark_message,
     parse_connected,
     parse_mark_name,
@@ -181,6 +182,19 @@ def test_our_mark_round_trips_through_twilio_s_echo_shape() -> None:
     assert parse_mark_name(recorded("mark")) == "greeting"
     with pytest.raises(MissingField):
         parse_mark_name({"event": "mark", "mark": {}})
+
+
+def test_media_is_told_from_its_opening_and_nothing_else_passes_for_it() -> None:
+    media = recorded("media")
+    assert looks_like_media(json.dumps(media))  # Python's default separators
+    assert looks_like_media(json.dumps(media, separators=(",", ":")))  # Twilio's
+    assert looks_like_media(json.dumps(media, separators=(",", ":")).encode())
+    for other in ("mark", "dtmf", "stop", "start"):
+        assert not looks_like_media(json.dumps(recorded(other)))
+    # Unsure is "no": the caller parses it.
+    assert not looks_like_media(json.dumps({"streamSid": "MZ0", **media}))
+    assert not looks_like_media('{"event":"media_other"}')
+    assert not looks_like_media("")
 
 
 # --- Reading the handshake off a socket ----------------------------------------------------

@@ -200,6 +200,8 @@ async def test_a_pipeline_cancelled_mid_call_ends_it_as_an_error(
         await _greeted(rig, verdict.call_sid or "")
         [session] = sessions.started
         assert session.worker is not None
+        # The `sim` STT hears the simulator's words, and no VAD runs: the audio goes unread.
+        assert session.transport is not None and session.transport.caller_audio_ignored
         # What a processor does when the call cannot go on (a provider gone for good).
         cancel = CancelWorkerFrame(reason="provider failed for good")
         await session.worker.queue_frame(cancel, FrameDirection.UPSTREAM)

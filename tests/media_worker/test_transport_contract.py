@@ -56,7 +56,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "twilio_media_stream.jsonl"
 AUTH_TOKEN = "test-auth-token"
 RATE_HZ = 8000
 FRAME_SAMPLES = 160  # Twilio's 20 ms frames
-CHUNK_SAMPLES = 320  # pipecat's default output chunk: 4 x 10 ms
+CHUNK_SAMPLES = 800  # the transport's output chunk: 100 ms (pipecat's default is 40 ms)
 WAIT_S = 10.0
 
 # --- G.711 μ-law, the reference algorithm (what audioop and Twilio use) -------------------
@@ -437,6 +437,25 @@ async def test_malformed_messages_are_skipped_and_the_call_goes_on() -> None:
     assert alive
     assert len(call.recorder.of(InputAudioRawFrame)) == 1
     assert call.marks == []
+    assert call.disconnects == [StreamEnd(StreamEndReason.STOP)]
+
+
+async def test_ignored_caller_audio_is_skipped_while_dtmf_marks_and_stop_still_arrive() -> None:
+    async with twilio_stream() as (twilio, call):
+        call.transport.ignore_caller_audio()
+        media = only(twilio.session, "media")
+        await twilio.send(media[0])
+        # Another key order skips the fast path: parsed, then dropped all the same.
+        await twilio.send({"streamSid": twilio.stream_sid, "event": "media", **media[1]})
+        for message in only(twilio.session, "dtmf") + only(twilio.session, "mark"):
+            await twilio.send(message)
+        await call.recorder.wait_for(lambda: bool(call.recorder.of(PlaybackMarkReachedFrame)))
+        await twilio.send(only(twilio.session, "stop")[0])
+        await call.wait_finished()
+
+    assert call.recorder.of(InputAudioRawFrame) == []
+    assert [f.button for f in call.recorder.of(InputDTMFFrame)] == [KeypadEntry.FIVE]
+    assert call.marks == ["greeting"]
     assert call.disconnects == [StreamEnd(StreamEndReason.STOP)]
 
 
