@@ -16,7 +16,9 @@ import gc
 import signal
 from collections.abc import Sequence
 
+import redis.asyncio as aioredis
 import structlog
+import uvloop
 
 from dispatcher.celery_factory import create_celery
 from media_worker.options import MediaWorkerOptions
@@ -58,13 +60,27 @@ def _any_key(keys: ProviderKeys) -> bool:
     )
 
 
+# Connections opened before the first call: calls that start together each want one at once
+# (the token, the machine-detection answer, the fleet's TTS health), and a connection opened
+# then costs its TCP and client handshakes in the middle of everyone's start.
+REDIS_WARM_CONNECTIONS = 16
+
+
+async def warm_redis_pool(redis: aioredis.Redis, *, connections: int) -> None:
+    """Open `connections` pooled connections now (concurrent PINGs each take one)."""
+    await asyncio.gather(*(redis.ping() for _ in range(connections)))
+
+
 async def serve(
     settings: Settings, keys: ProviderKeys, overrides: ProviderOverrides | None
 ) -> None:
     options = MediaWorkerOptions.from_settings(settings)
-    engine = make_engine(settings, pool_size=max(2, min(options.slots, 10)))
+    pool_size = max(2, min(options.slots, 10))
+    engine = make_engine(settings, pool_size=pool_size)
+    # The reads a call's start waits on retry a dropped connection themselves (see `store`).
+    read_engine = make_engine(settings, pool_size=pool_size, pre_ping=False)
     sessions = make_session_factory(engine)
-    store = CallStore(sessions)
+    store = CallStore(sessions, read_sessions=make_session_factory(read_engine))
     redis = async_redis(settings.redis_url)
     tasks = create_celery(settings)
     deps = SessionDeps(
@@ -99,6 +115,7 @@ async def serve(
     # What is loaded by now (pipecat and its dependencies: most of the heap) lives as long as
     # the process. Frozen, the collector's full passes skip it; unfrozen, each full pass walked
     # it all (~0.4 s) on the event loop, in the middle of calls.
+    await warm_redis_pool(redis, connections=min(options.slots, REDIS_WARM_CONNECTIONS))
     gc.collect()
     gc.freeze()
     await server.start()
@@ -109,6 +126,7 @@ async def serve(
     finally:
         await redis.aclose()
         engine.dispose()
+        read_engine.dispose()
         tasks.close()
     log.info("media_worker_stopped")
 
@@ -144,7 +162,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             realistic=mode == "realistic", tts_fail_probability=args.tts_fail_probability
         )
     )
-    asyncio.run(serve(settings, keys, overrides))
+    # libuv's loop: every call's frames, timers and socket reads go through it, and on the
+    # asyncio loop its own bookkeeping was a large share of a busy worker's CPU.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings, keys, overrides))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,24 @@
 """The media worker's PostgreSQL access, run in worker threads so the event loop never
 blocks: what a call needs to start (an orchestrator's agents too), and what it leaves behind
-when it ends."""
+when it ends.
+
+A call's start waits on two reads (the call SID at admission, then the call's context), so
+those take one round trip per statement: on their own sessions (`read_sessions`, whose engine
+need not pre-ping: a connection the server dropped fails its first statement, and the read is
+retried once on a fresh one) in autocommit, with no BEGIN or ROLLBACK around the SELECTs."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.template_cache import definition
@@ -23,6 +29,8 @@ from shared.db.session import transaction
 from shared.templates import TemplateDefinition
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,44 +50,63 @@ class CallContext:
 
 
 class CallStore:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    """`sessions` for the call's record (a transaction); `read_sessions` (default `sessions`)
+    for the reads at a call's start, see the module docstring."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], *, read_sessions: sessionmaker[Session] | None = None
+    ) -> None:
         self._sessions = sessions
+        self._read_sessions = read_sessions or sessions
 
     async def recorded_sid(self, attempt_id: uuid.UUID) -> str | None:
-        return await asyncio.to_thread(self._recorded_sid, attempt_id)
+        return await asyncio.to_thread(self._read, self._recorded_sid, attempt_id)
 
-    def _recorded_sid(self, attempt_id: uuid.UUID) -> str | None:
-        with self._sessions() as session:
-            return session.scalar(
-                select(CallAttempt.provider_call_sid).where(CallAttempt.id == attempt_id)
-            )
+    def _read(self, read: Callable[[Session, uuid.UUID], T], attempt_id: uuid.UUID) -> T:
+        for retry in (False, True):
+            try:
+                with self._read_sessions() as session:
+                    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                    return read(session, attempt_id)
+            except DBAPIError as exc:
+                # Only a read, so trying again on a fresh connection cannot do anything twice.
+                if retry or not exc.connection_invalidated:
+                    raise
+                log.info("call_store_read_retried", error=type(exc.orig).__name__)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _recorded_sid(session: Session, attempt_id: uuid.UUID) -> str | None:
+        return session.scalar(
+            select(CallAttempt.provider_call_sid).where(CallAttempt.id == attempt_id)
+        )
 
     async def load(self, attempt_id: uuid.UUID) -> CallContext | None:
-        return await asyncio.to_thread(self._load, attempt_id)
+        return await asyncio.to_thread(self._read, self._load, attempt_id)
 
-    def _load(self, attempt_id: uuid.UUID) -> CallContext | None:
-        with self._sessions() as session:
-            row = session.execute(
-                select(
-                    Lead.id,
-                    Lead.payload,
-                    Lead.template_id,
-                    Lead.merchant_id,
-                    CallAttempt.number_id,
-                    CallAttempt.channel_token_id,
-                    CallAttempt.media_worker_id,
-                    CallAttempt.media_reservation_id,
-                )
-                .join(CallAttempt, CallAttempt.lead_id == Lead.id)
-                .where(CallAttempt.id == attempt_id)
-            ).first()
-            if row is None:
-                return None
-            lead_id, payload, template_id, merchant_id, number_id, *leases = row
-            call_definition = definition(session, template_id)
-            agents = _agents(session, merchant_id, call_definition)
-            held = Held(None if number_id is None else str(number_id), *leases)
-            return CallContext(attempt_id, lead_id, payload, call_definition, agents, held)
+    @staticmethod
+    def _load(session: Session, attempt_id: uuid.UUID) -> CallContext | None:
+        row = session.execute(
+            select(
+                Lead.id,
+                Lead.payload,
+                Lead.template_id,
+                Lead.merchant_id,
+                CallAttempt.number_id,
+                CallAttempt.channel_token_id,
+                CallAttempt.media_worker_id,
+                CallAttempt.media_reservation_id,
+            )
+            .join(CallAttempt, CallAttempt.lead_id == Lead.id)
+            .where(CallAttempt.id == attempt_id)
+        ).first()
+        if row is None:
+            return None
+        lead_id, payload, template_id, merchant_id, number_id, *leases = row
+        call_definition = definition(session, template_id)
+        agents = _agents(session, merchant_id, call_definition)
+        held = Held(None if number_id is None else str(number_id), *leases)
+        return CallContext(attempt_id, lead_id, payload, call_definition, agents, held)
 
     async def save_record(
         self, attempt_id: uuid.UUID, transcript: list[Any], events: list[Any]

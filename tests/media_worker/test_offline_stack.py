@@ -1,12 +1,17 @@
-"""The worker-wide offline provider choices (`python -m media_worker --providers ...`)."""
+"""The worker-wide offline provider choices (`python -m media_worker --providers ...`), and the
+Redis connections the worker opens before its first call."""
 
 from __future__ import annotations
 
-import pytest
+import uuid
 
-from media_worker.__main__ import main
+import pytest
+import redis.asyncio as aioredis
+
+from media_worker.__main__ import main, warm_redis_pool
 from media_worker.pipeline import ProviderOverrides
 from media_worker.providers.flaky import FlakyKnobs
+from shared.settings import Settings
 
 
 def test_fast_offline_stack_hears_the_side_channel_and_falls_back_to_espeak() -> None:
@@ -38,3 +43,16 @@ def test_the_cli_refuses_a_probability_outside_zero_to_one(
         main(["--providers", "offline", "--tts-fail-probability", "1.5"])
     assert exited.value.code == 2
     assert "--tts-fail-probability must be within 0..1" in capsys.readouterr().err
+
+
+async def test_the_worker_opens_its_redis_connections_before_the_first_call(
+    settings: Settings, aredis: aioredis.Redis
+) -> None:
+    name = f"warm-{uuid.uuid4().hex[:12]}"
+    client = aioredis.Redis.from_url(settings.redis_url, client_name=name)
+    try:
+        await warm_redis_pool(client, connections=4)
+        connected = [c for c in await aredis.client_list() if c["name"] == name]
+    finally:
+        await client.aclose()
+    assert len(connected) == 4
