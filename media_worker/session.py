@@ -236,6 +236,9 @@ class CallSession:
             tts_policy=self._deps.tts_policy,
         )
         self._call = call
+        # The fleet's TTS health is read while the pipeline starts, not when the StartFrame
+        # reaches the voices.
+        call.tts_health.prepare_start()
         if not call.hears_caller:
             transport.ignore_caller_audio()
         worker = self._worker = call.worker

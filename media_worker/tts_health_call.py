@@ -3,6 +3,8 @@ call's record and the fleet-wide health record in Redis.
 
 - At the start (`start_service`): a primary degraded fleet-wide makes the call start on its
   fallback; once the cooldown is over exactly one call (the Redis claim) probes the primary.
+  `prepare_start` asks the fleet record early, while the pipeline is still starting, so the
+  StartFrame does not wait out that round trip at the injector.
 - On a failed utterance: `FailoverState` decides; a switch is carried into the switcher at once
   and recorded on the call (`CallRecord.add_tts_failover`); a provider past its threshold (or a
   failed probe) is marked degraded fleet-wide; the failed text is spoken again when its
@@ -102,6 +104,7 @@ class CallTTSHealth:
         self._injector = injector
         self._fleet = fleet
         self._call_id = call_id
+        self._start_choice: asyncio.Task[FrameProcessor | None] | None = None
         self._respeak: dict[str, bool] = {}
         self._tripped: set[str] = set()
         self._voices: dict[str, Voice] = {}
@@ -146,6 +149,8 @@ class CallTTSHealth:
             voice.service.add_event_handler("on_before_push_frame", _voice_tagger(voice.voice_id))
 
     async def close(self) -> None:
+        if self._start_choice is not None and not self._start_choice.done():
+            self._start_choice.cancel()
         await asyncio.gather(*(monitor.close() for monitor in self.monitors))
 
     def _point_at(self, voices: Sequence[Voice]) -> FailoverState:
@@ -157,9 +162,20 @@ class CallTTSHealth:
 
     # --- the call's start ----------------------------------------------------------------------
 
+    def prepare_start(self) -> None:
+        """Begin deciding the start's service now (see `start_service`); call it once the call
+        is built, with the loop running."""
+        if self._start_choice is None:
+            self._start_choice = asyncio.create_task(
+                self._starting_service(agent=None), name="tts-start-choice"
+            )
+
     async def start_service(self) -> FrameProcessor | None:
-        """The service to start on when it is not the primary (the injector's start hook)."""
-        return await self._starting_service(agent=None)
+        """The service to start on when it is not the primary (the injector's start hook): the
+        choice `prepare_start` began, else decided now."""
+        if self._start_choice is None:
+            return await self._starting_service(agent=None)
+        return await self._start_choice
 
     async def use(self, voices: Sequence[Voice], *, agent: str) -> FrameProcessor:
         """Track `voices` (agent `agent`'s pair, primary first) from now on, and return the

@@ -142,9 +142,11 @@ async def start_call(
     call_sid: str = "CA" + "7" * 32,
     policy: TTSHealthPolicy = POLICY,
     context: CallContext | None = None,
+    prepare_start: bool = False,
 ) -> RunningCall:
     """A call on `context` (default: the COD example and its payload) with its pipeline
-    started."""
+    started; with `prepare_start`, its TTS start choice begun before the pipeline runs, as the
+    session does."""
     transport = FakeTransport()
     record = CallRecord(context.definition.name if context else "cod_confirmation")
     call = build_call_pipeline(
@@ -157,6 +159,8 @@ async def start_call(
         overrides=overrides,
         tts_policy=policy,
     )
+    if prepare_start:
+        call.tts_health.prepare_start()
     started = asyncio.Event()
 
     @call.worker.event_handler("on_pipeline_started")  # type: ignore[untyped-decorator]

@@ -4,6 +4,7 @@ nothing lost, and the fleet-wide health record steering the next call (real Redi
 
 from __future__ import annotations
 
+import pytest
 import redis.asyncio as aioredis
 
 from media_worker.providers.flaky import FlakyTTSService
@@ -110,7 +111,10 @@ async def test_one_failure_under_the_threshold_is_retried_on_the_same_voice(
     assert await AsyncTtsHealth(aredis).read("flaky") is None
 
 
-async def test_a_call_built_after_a_flip_starts_on_the_fallback(aredis: aioredis.Redis) -> None:
+@pytest.mark.parametrize("prepared", [False, True], ids=["asked-at-start", "asked-early"])
+async def test_a_call_built_after_a_flip_starts_on_the_fallback(
+    aredis: aioredis.Redis, prepared: bool
+) -> None:
     first = await start_call(aredis, flaky_overrides(fail_first_n=2), call_sid="CA" + "1" * 32)
     try:
         await first.speak("Hello.")
@@ -119,7 +123,9 @@ async def test_a_call_built_after_a_flip_starts_on_the_fallback(aredis: aioredis
         await first.end()
 
     # A healthy primary this time: the fleet record alone keeps the new call off it.
-    second = await start_call(aredis, flaky_overrides(), call_sid="CA" + "2" * 32)
+    second = await start_call(
+        aredis, flaky_overrides(), call_sid="CA" + "2" * 32, prepare_start=prepared
+    )
     try:
         assert second.call.tts_health.active_provider == "tone"
         await second.speak("Good morning.")
