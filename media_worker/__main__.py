@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 import structlog
 import uvloop
+from sqlalchemy import Engine
 
 from dispatcher.celery_factory import create_celery
 from media_worker.options import MediaWorkerOptions
@@ -61,14 +62,23 @@ def _any_key(keys: ProviderKeys) -> bool:
 
 
 # Connections opened before the first call: calls that start together each want one at once
-# (the token, the machine-detection answer, the fleet's TTS health), and a connection opened
-# then costs its TCP and client handshakes in the middle of everyone's start.
+# (Redis: the token, the machine-detection answer, the fleet's TTS health; PostgreSQL: the call
+# SID and the call's context), and a connection opened then costs its TCP, client and (for
+# PostgreSQL) backend start-up in the middle of everyone's start.
 REDIS_WARM_CONNECTIONS = 16
 
 
 async def warm_redis_pool(redis: aioredis.Redis, *, connections: int) -> None:
     """Open `connections` pooled connections now (concurrent PINGs each take one)."""
     await asyncio.gather(*(redis.ping() for _ in range(connections)))
+
+
+def warm_database_pool(engine: Engine, *, connections: int) -> None:
+    """Open `connections` connections and hand them back to the engine's pool, which keeps up
+    to its `pool_size` of them (blocking: run it in a thread)."""
+    opened = [engine.connect() for _ in range(connections)]
+    for connection in opened:
+        connection.close()
 
 
 async def serve(
@@ -116,6 +126,7 @@ async def serve(
     # the process. Frozen, the collector's full passes skip it; unfrozen, each full pass walked
     # it all (~0.4 s) on the event loop, in the middle of calls.
     await warm_redis_pool(redis, connections=min(options.slots, REDIS_WARM_CONNECTIONS))
+    await asyncio.to_thread(warm_database_pool, read_engine, connections=pool_size)
     gc.collect()
     gc.freeze()
     await server.start()

@@ -1,5 +1,5 @@
 """The worker-wide offline provider choices (`python -m media_worker --providers ...`), and the
-Redis connections the worker opens before its first call."""
+Redis and PostgreSQL connections the worker opens before its first call."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import uuid
 
 import pytest
 import redis.asyncio as aioredis
+from sqlalchemy import Engine
 
-from media_worker.__main__ import main, warm_redis_pool
+from media_worker.__main__ import main, warm_database_pool, warm_redis_pool
 from media_worker.pipeline import ProviderOverrides
 from media_worker.providers.flaky import FlakyKnobs
+from shared.db.session import make_engine
 from shared.settings import Settings
 
 
@@ -56,3 +58,15 @@ async def test_the_worker_opens_its_redis_connections_before_the_first_call(
     finally:
         await client.aclose()
     assert len(connected) == 4
+
+
+def test_the_worker_opens_its_database_connections_before_the_first_call(
+    settings: Settings, engine: Engine
+) -> None:
+    reads = make_engine(settings, pool_size=3, pre_ping=False)
+    try:
+        warm_database_pool(reads, connections=3)
+        idle, opened = reads.pool.checkedin(), reads.pool.checkedout()  # type: ignore[attr-defined]
+    finally:
+        reads.dispose()
+    assert (idle, opened) == (3, 0)
