@@ -19,7 +19,9 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 import structlog
 import uvloop
+from redis.exceptions import RedisError
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from dispatcher.celery_factory import create_celery
 from media_worker.options import MediaWorkerOptions
@@ -66,6 +68,8 @@ def _any_key(keys: ProviderKeys) -> bool:
 # SID and the call's context), and a connection opened then costs its TCP, client and (for
 # PostgreSQL) backend start-up in the middle of everyone's start.
 REDIS_WARM_CONNECTIONS = 16
+WARM_TIMEOUT_S = 10.0
+READ_POOL_SIZE = 4
 
 
 async def warm_redis_pool(redis: aioredis.Redis, *, connections: int) -> None:
@@ -76,9 +80,26 @@ async def warm_redis_pool(redis: aioredis.Redis, *, connections: int) -> None:
 def warm_database_pool(engine: Engine, *, connections: int) -> None:
     """Open `connections` connections and hand them back to the engine's pool, which keeps up
     to its `pool_size` of them (blocking: run it in a thread)."""
-    opened = [engine.connect() for _ in range(connections)]
-    for connection in opened:
-        connection.close()
+    opened = []
+    try:
+        for _ in range(connections):
+            opened.append(engine.connect())
+    finally:
+        for connection in opened:
+            connection.close()
+
+
+async def warm_pools(
+    redis: aioredis.Redis, read_engine: Engine, *, slots: int, read_pool_size: int
+) -> None:
+    """Both warm-ups, best effort: a service that is down now fails calls as they come (and
+    is logged here), as it would have without them; it does not stop the worker starting."""
+    try:
+        async with asyncio.timeout(WARM_TIMEOUT_S):
+            await warm_redis_pool(redis, connections=min(slots, REDIS_WARM_CONNECTIONS))
+            await asyncio.to_thread(warm_database_pool, read_engine, connections=read_pool_size)
+    except (RedisError, SQLAlchemyError, OSError, TimeoutError) as exc:
+        log.warning("connection_warm_up_failed", error=repr(exc))
 
 
 async def serve(
@@ -88,7 +109,9 @@ async def serve(
     pool_size = max(2, min(options.slots, 10))
     engine = make_engine(settings, pool_size=pool_size)
     # The reads a call's start waits on retry a dropped connection themselves (see `store`).
-    read_engine = make_engine(settings, pool_size=pool_size, pre_ping=False)
+    # They are short, and the worker threads they run in bound how many run at once.
+    read_pool_size = min(pool_size, READ_POOL_SIZE)
+    read_engine = make_engine(settings, pool_size=read_pool_size, pre_ping=False)
     sessions = make_session_factory(engine)
     store = CallStore(sessions, read_sessions=make_session_factory(read_engine))
     redis = async_redis(settings.redis_url)
@@ -122,11 +145,10 @@ async def serve(
     if overrides is None or overrides.stt != "sim":
         # Templates' audio STTs run Silero VAD and Smart Turn: load them before any call.
         await asyncio.to_thread(load_turn_models)
+    await warm_pools(redis, read_engine, slots=options.slots, read_pool_size=read_pool_size)
     # What is loaded by now (pipecat and its dependencies: most of the heap) lives as long as
     # the process. Frozen, the collector's full passes skip it; unfrozen, each full pass walked
     # it all (~0.4 s) on the event loop, in the middle of calls.
-    await warm_redis_pool(redis, connections=min(options.slots, REDIS_WARM_CONNECTIONS))
-    await asyncio.to_thread(warm_database_pool, read_engine, connections=pool_size)
     gc.collect()
     gc.freeze()
     await server.start()

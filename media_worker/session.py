@@ -191,6 +191,8 @@ class CallSession:
             for task in (*background, self._deadline, *self._tasks):
                 if task is not None:
                     task.cancel()
+            if self._call is not None:
+                self._call.tts_health.drop_start_choice()
             self._note_transfer(record)
             record.end(cause or EndCause.ERROR)
             await asyncio.shield(self._finish(record))

@@ -3,9 +3,10 @@ blocks: what a call needs to start (an orchestrator's agents too), and what it l
 when it ends.
 
 A call's start waits on two reads (the call SID at admission, then the call's context), so
-those take one round trip per statement: on their own sessions (`read_sessions`, whose engine
-need not pre-ping: a connection the server dropped fails its first statement, and the read is
-retried once on a fresh one) in autocommit, with no BEGIN or ROLLBACK around the SELECTs."""
+those cost their SELECTs' round trips and no more: on their own sessions (`read_sessions`,
+whose engine need not pre-ping: a connection the server dropped fails its first statement, and
+the read is retried once on a fresh one) in autocommit, with no BEGIN or ROLLBACK around the
+SELECTs."""
 
 from __future__ import annotations
 

@@ -149,9 +149,13 @@ class CallTTSHealth:
             voice.service.add_event_handler("on_before_push_frame", _voice_tagger(voice.voice_id))
 
     async def close(self) -> None:
+        self.drop_start_choice()
+        await asyncio.gather(*(monitor.close() for monitor in self.monitors))
+
+    def drop_start_choice(self) -> None:
+        """Cancel a start choice still being decided (the call ends before its pipeline ran)."""
         if self._start_choice is not None and not self._start_choice.done():
             self._start_choice.cancel()
-        await asyncio.gather(*(monitor.close() for monitor in self.monitors))
 
     def _point_at(self, voices: Sequence[Voice]) -> FailoverState:
         if not voices:
@@ -169,6 +173,7 @@ class CallTTSHealth:
             self._start_choice = asyncio.create_task(
                 self._starting_service(agent=None), name="tts-start-choice"
             )
+            self._start_choice.add_done_callback(_log_start_choice_failure)
 
     async def start_service(self) -> FrameProcessor | None:
         """The service to start on when it is not the primary (the injector's start hook): the
@@ -300,6 +305,12 @@ class CallTTSHealth:
         except _FLEET_ERRORS as exc:
             log.warning("tts_health_fleet_unavailable", error=repr(exc))
             return None
+
+
+def _log_start_choice_failure(task: asyncio.Task[FrameProcessor | None]) -> None:
+    # Retrieved here so that a choice nobody awaits (the pipeline never started) is still seen.
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("tts_start_choice_failed", error=repr(exc))
 
 
 def _voice_tagger(voice_id: str) -> Callable[[Any, Frame], Awaitable[None]]:

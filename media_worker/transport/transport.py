@@ -31,8 +31,8 @@ class HangUpOptions:
 # Each outbound `media` message carries this much audio. pipecat's default is 40 ms; every
 # message costs a serialization, a socket write and a pacer sleep, so 100 ms chunks cost under
 # half the CPU for the same speech (at 50 calls on one process, the difference between real
-# time and a starved playout). Twilio plays what it buffered whatever the message size, a
-# barge-in's `clear` drops it all, and the pacer's lead, not the chunk, bounds that buffer.
+# time and a starved playout). Twilio plays what it buffered whatever the message size, and a
+# barge-in's `clear` drops it all; that buffer holds at most the pacer's lead plus one chunk.
 OUTBOUND_CHUNK_MS = 100
 
 

@@ -7,9 +7,10 @@ import uuid
 
 import pytest
 import redis.asyncio as aioredis
+import structlog.testing
 from sqlalchemy import Engine
 
-from media_worker.__main__ import main, warm_database_pool, warm_redis_pool
+from media_worker.__main__ import main, warm_database_pool, warm_pools, warm_redis_pool
 from media_worker.pipeline import ProviderOverrides
 from media_worker.providers.flaky import FlakyKnobs
 from shared.db.session import make_engine
@@ -63,6 +64,7 @@ async def test_the_worker_opens_its_redis_connections_before_the_first_call(
 def test_the_worker_opens_its_database_connections_before_the_first_call(
     settings: Settings, engine: Engine
 ) -> None:
+    # `engine` (unused here) makes sure the test database exists.
     reads = make_engine(settings, pool_size=3, pre_ping=False)
     try:
         warm_database_pool(reads, connections=3)
@@ -70,3 +72,21 @@ def test_the_worker_opens_its_database_connections_before_the_first_call(
     finally:
         reads.dispose()
     assert (idle, opened) == (3, 0)
+
+
+async def test_a_warm_up_against_services_that_are_down_is_logged_and_the_worker_goes_on(
+    settings: Settings,
+) -> None:
+    closed_port = "127.0.0.1:9"  # discard: nothing listens there
+    client = aioredis.Redis.from_url(f"redis://{closed_port}/0")
+    down = Settings(
+        DATABASE_URL=f"postgresql://postgres@{closed_port}/none", REDIS_URL=settings.redis_url
+    )
+    reads = make_engine(down, pool_size=2, pre_ping=False)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await warm_pools(client, reads, slots=4, read_pool_size=2)
+    finally:
+        await client.aclose()
+        reads.dispose()
+    assert [e["event"] for e in logs] == ["connection_warm_up_failed"]

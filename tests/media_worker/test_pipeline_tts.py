@@ -4,15 +4,21 @@ nothing lost, and the fleet-wide health record steering the next call (real Redi
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio as aioredis
 
+from media_worker.pipeline import build_call_pipeline
+from media_worker.providers.factory import ProviderKeys
 from media_worker.providers.flaky import FlakyTTSService
-from media_worker.record import CallEventKind
+from media_worker.record import CallEventKind, CallRecord
 from media_worker.tts_health_call import TTSEvent
 from shared.coordination.tts_health import AsyncTtsHealth, StartState
 from tests.media_worker.pipeline_harness import (
+    FakeTransport,
     agent_turns,
+    cod_context,
     flaky_overrides,
     start_call,
 )
@@ -181,3 +187,18 @@ async def test_a_failed_probe_switches_at_once_and_extends_the_cooldown(
     health = await fleet.read("flaky")
     assert health is not None and health.state == "degraded" and health.probe_owner is None
     assert health.degraded_until_ms is not None and health.degraded_until_ms > 1_000 + 1_000
+
+
+async def test_a_start_choice_of_a_call_that_never_runs_is_dropped(
+    aredis: aioredis.Redis,
+) -> None:
+    call = build_call_pipeline(
+        FakeTransport(), cod_context(), "CA" + "4" * 32, aredis, ProviderKeys(),
+        record=CallRecord("cod_confirmation"), overrides=flaky_overrides(),
+    )  # fmt: skip
+    call.tts_health.prepare_start()
+    choice = call.tts_health._start_choice
+    call.tts_health.drop_start_choice()
+    assert choice is not None
+    with pytest.raises(asyncio.CancelledError):
+        await choice
