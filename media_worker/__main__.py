@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import functools
 import gc
+import os
 import signal
 from collections.abc import Sequence
 
@@ -69,7 +70,11 @@ def _any_key(keys: ProviderKeys) -> bool:
 # PostgreSQL) backend start-up in the middle of everyone's start.
 REDIS_WARM_CONNECTIONS = 16
 WARM_TIMEOUT_S = 10.0
-READ_POOL_SIZE = 4
+
+
+def default_executor_threads() -> int:
+    """How many threads asyncio's default executor runs (`ThreadPoolExecutor`'s default)."""
+    return min(32, (os.cpu_count() or 1) + 4)
 
 
 async def warm_redis_pool(redis: aioredis.Redis, *, connections: int) -> None:
@@ -109,8 +114,9 @@ async def serve(
     pool_size = max(2, min(options.slots, 10))
     engine = make_engine(settings, pool_size=pool_size)
     # The reads a call's start waits on retry a dropped connection themselves (see `store`).
-    # They are short, and the worker threads they run in bound how many run at once.
-    read_pool_size = min(pool_size, READ_POOL_SIZE)
+    # They run in the loop's default executor, so no more than its threads run at once: a pool
+    # that size never opens (and drops) an overflow connection in a burst of starts.
+    read_pool_size = min(pool_size, default_executor_threads())
     read_engine = make_engine(settings, pool_size=read_pool_size, pre_ping=False)
     sessions = make_session_factory(engine)
     store = CallStore(sessions, read_sessions=make_session_factory(read_engine))
