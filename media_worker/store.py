@@ -64,17 +64,19 @@ class CallStore:
         return await asyncio.to_thread(self._read, self._recorded_sid, attempt_id)
 
     def _read(self, read: Callable[[Session, uuid.UUID], T], attempt_id: uuid.UUID) -> T:
-        for retry in (False, True):
-            try:
-                with self._read_sessions() as session:
-                    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-                    return read(session, attempt_id)
-            except DBAPIError as exc:
-                # Only a read, so trying again on a fresh connection cannot do anything twice.
-                if retry or not exc.connection_invalidated:
-                    raise
-                log.info("call_store_read_retried", error=type(exc.orig).__name__)
-        raise AssertionError("unreachable")
+        try:
+            return self._read_once(read, attempt_id)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.info("call_store_read_retried", error=type(exc.orig).__name__)
+        # Only a read, so trying again on a fresh connection cannot do anything twice.
+        return self._read_once(read, attempt_id)
+
+    def _read_once(self, read: Callable[[Session, uuid.UUID], T], attempt_id: uuid.UUID) -> T:
+        with self._read_sessions() as session:
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            return read(session, attempt_id)
 
     @staticmethod
     def _recorded_sid(session: Session, attempt_id: uuid.UUID) -> str | None:

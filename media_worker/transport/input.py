@@ -74,8 +74,8 @@ class TwilioStreamInputTransport(BaseInputTransport):
         self._caller_audio_wanted = False
 
     @property
-    def caller_audio_wanted(self) -> bool:
-        return self._caller_audio_wanted
+    def caller_audio_ignored(self) -> bool:
+        return not self._caller_audio_wanted
 
     # FrameProcessor itself narrows BaseObject.setup(task_manager) to this signature.
     async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]

@@ -156,7 +156,7 @@ class TwilioStreamTransport(BaseTransport):
 
     @property
     def caller_audio_ignored(self) -> bool:
-        return not self._input.caller_audio_wanted
+        return self._input.caller_audio_ignored
 
     def input(self) -> TwilioStreamInputTransport:
         return self._input
