@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dispatcher.demo_report import build_report, deferral_counts
 from dispatcher.merchants import create_merchant, issue_api_key, merchant_by_name
 from dispatcher.templates_store import save_template
+from media_worker.providers.moonshine_probe import moonshine_support
 from shared.db import migrate
 from shared.db.models import Lead, PhoneNumber
 from shared.db.session import make_engine, make_session_factory, transaction
@@ -193,22 +194,27 @@ FAST_MEDIA_ARGS = "--providers offline --tts-fail-probability 0.3"
 FAST_MEDIA_SLOTS, REALISTIC_MEDIA_SLOTS = 8, 3
 
 
-def demo_procfile(ports: Ports) -> Path:
-    """The project's Procfile plus the realistic media worker, under `.run/`."""
+def demo_procfile(ports: Ports, *, realistic: bool = True, run_dir: Path = ROOT / ".run") -> Path:
+    """The project's Procfile, plus the realistic media worker when `realistic`, in `run_dir`."""
     extra = (
         f"media_realistic: CALLFLEET_MEDIA_PORT={ports.media_realistic} "
         f"CALLFLEET_MEDIA_SLOTS={REALISTIC_MEDIA_SLOTS} "
         "python -m media_worker --providers realistic\n"
+        if realistic
+        else ""
     )
-    path = ROOT / ".run" / "Procfile.demo"
+    path = run_dir / "Procfile.demo"
     path.parent.mkdir(exist_ok=True)
     path.write_text((ROOT / "Procfile").read_text(encoding="utf-8") + extra, encoding="utf-8")
     return path
 
 
-def start_fleet(settings: Settings, ports: Ports) -> subprocess.Popen[bytes]:
+def start_fleet(
+    settings: Settings, ports: Ports, *, realistic: bool = True
+) -> subprocess.Popen[bytes]:
     """Every Procfile entry this build has, through honcho."""
-    command = ["honcho", "-f", str(demo_procfile(ports)), "-d", str(ROOT), "start"]
+    procfile = demo_procfile(ports, realistic=realistic)
+    command = ["honcho", "-f", str(procfile), "-d", str(ROOT), "start"]
     return subprocess.Popen(
         command, cwd=ROOT, env=fleet_env(settings, ports), start_new_session=True
     )
@@ -322,12 +328,17 @@ def main() -> None:
     metrics_redis = sync_redis(settings.redis_url)
     ports = Ports.pick()
     base = f"http://127.0.0.1:{ports.api}"
-    fleet = start_fleet(settings, ports)
+    # The realistic worker's moonshine STT does not run on every CPU (see moonshine_probe):
+    # without it, every call takes the fast stack rather than the fleet stopping.
+    moonshine = moonshine_support()
+    if not moonshine.runs:
+        say(f"no realistic media worker: {moonshine.reason}; every call uses the fast stack")
+    fleet = start_fleet(settings, ports, realistic=moonshine.runs)
     try:
         wait_healthy(base)
+        realistic = ", media_realistic" if moonshine.runs else ""
         say(
-            "fleet up (api, beat, dispatcher, media, media_realistic, carrier, flower)"
-            f" - API {base}/docs"
+            f"fleet up (api, beat, dispatcher, media{realistic}, carrier, flower) - API {base}/docs"
         )
         before = dispatch_counts(metrics_redis)
         lead_ids = submit(base, api_key, templates, args.leads)

@@ -28,6 +28,7 @@ from dispatcher.celery_factory import create_celery
 from media_worker.options import MediaWorkerOptions
 from media_worker.pipeline import ProviderOverrides
 from media_worker.providers.factory import ProviderKeys
+from media_worker.providers.moonshine_probe import moonshine_support
 from media_worker.providers.turn_models import load_turn_models
 from media_worker.server import MediaServer
 from media_worker.session import SessionDeps, run_call
@@ -194,6 +195,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     route_loguru(library_log_level(settings.log_level))
     keys = keys_from(settings)
     mode = args.providers or ("template" if _any_key(keys) else "offline")
+    if mode == "realistic" and not (moonshine := moonshine_support()).runs:
+        # Better refused now, in one line, than every call failing to load the model.
+        parser.exit(
+            2, f"media_worker: --providers realistic needs the moonshine STT: {moonshine.reason}\n"
+        )
     overrides = (
         None
         if mode == "template"

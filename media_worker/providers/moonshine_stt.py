@@ -23,6 +23,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from media_worker.providers.audio import pcm16_to_float, resample
 from media_worker.providers.errors import ProviderUnavailable
+from media_worker.providers.moonshine_probe import moonshine_support
 
 MOONSHINE_PACKAGE = "moonshine_cpp"
 MODEL_SAMPLE_RATE_HZ = 16000
@@ -37,14 +38,20 @@ class MoonshineTranscriber:
     path that downloads a model. `transcribe` calls the library's C function directly: the
     package's own Python `transcribe` (0.1.4) references a missing `ctypes.c_float_p`.
     Calls are serialized by a lock; they block, so run them in a thread.
+
+    The library is first tried in a child process (`moonshine_probe`), since on a CPU it was
+    not built for it kills the process that loads it; `probed=False` skips that (the probe's
+    own child does).
     """
 
-    def __init__(self, model_dir: Path | None = None) -> None:
+    def __init__(self, model_dir: Path | None = None, *, probed: bool = True) -> None:
         module = _moonshine_module()
         model_dir = model_dir or Path(str(module.__file__)).parent / "models" / "base-en"
         missing = [name for name in _MODEL_FILES if not (model_dir / name).is_file()]
         if missing:
             raise ProviderUnavailable(_PROVIDER, f"no moonshine model in {model_dir} ({missing})")
+        if probed and not (support := moonshine_support()).runs:
+            raise ProviderUnavailable(_PROVIDER, support.reason)
         self.model_dir = model_dir
         self._module = module
         self._model = module.MoonshineModel(model_dir_path=str(model_dir), model_type="base")

@@ -20,15 +20,16 @@ from pipecat.tests.utils import run_test
 
 from media_worker.providers.audio import pcm_chunks
 from media_worker.providers.espeak_tts import EspeakTTSService
+from media_worker.providers.moonshine_probe import moonshine_support
 from media_worker.providers.moonshine_stt import (
     MoonshineSTTService,
-    moonshine_installed,
     shared_transcriber,
 )
 from simulator.audio import ESPEAK_AUTO, SpeechSynth, ulaw_decode
 
+# Skipped, with the probe's reason, where the library cannot run (see `moonshine_probe`).
 pytestmark = pytest.mark.skipif(
-    not moonshine_installed(), reason="the moonshine-cpp package is not installed"
+    not moonshine_support().runs, reason=f"moonshine: {moonshine_support().reason}"
 )
 RATE = 8000
 CHUNK_BYTES = RATE * 2 * 20 // 1000  # 20 ms, as Twilio sends it

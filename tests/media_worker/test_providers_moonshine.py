@@ -18,6 +18,7 @@ from pipecat.tests.utils import run_test
 
 from media_worker.providers.audio import parse_wav, pcm_chunks, resample_pcm
 from media_worker.providers.errors import ProviderUnavailable
+from media_worker.providers.moonshine_probe import moonshine_support
 from media_worker.providers.moonshine_stt import (
     MoonshineSTTService,
     MoonshineTranscriber,
@@ -27,6 +28,10 @@ from media_worker.providers.moonshine_stt import (
 
 pytestmark = pytest.mark.skipif(
     not moonshine_installed(), reason="the moonshine-cpp package is not installed"
+)
+# Skipped, with the probe's reason, where the library cannot run (see `moonshine_probe`).
+runs_here = pytest.mark.skipif(
+    not moonshine_support().runs, reason=f"moonshine: {moonshine_support().reason}"
 )
 RATE = 8000
 CHUNK_BYTES = RATE * 2 * 20 // 1000  # 20 ms, as Twilio sends it
@@ -63,6 +68,7 @@ async def transcribe_segment(stt: MoonshineSTTService, pcm: bytes) -> list[Trans
     return [f for f in down if isinstance(f, TranscriptionFrame)]
 
 
+@runs_here
 async def test_speech_segment_is_transcribed() -> None:
     [transcript] = await transcribe_segment(MoonshineSTTService(), packaged_speech(3.0))
     assert "ever tried" in transcript.text.lower()
@@ -70,6 +76,7 @@ async def test_speech_segment_is_transcribed() -> None:
     assert transcript.finalized
 
 
+@runs_here
 async def test_silence_gives_no_transcript() -> None:
     stt = MoonshineSTTService(transcriber=shared_transcriber())
     assert await transcribe_segment(stt, bytes(RATE * 2)) == []
