@@ -205,7 +205,7 @@ class TranscriptRecorder(FrameProcessor):
         speaker: str,
         tts_provider: str | Callable[[], str | None] | None = None,
     ):
-        super().__init__()
+        super().__init__(enable_direct_mode=True)
         self._record = record
         self._speaker = speaker
         self._tts_provider = tts_provider

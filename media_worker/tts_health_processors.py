@@ -60,7 +60,7 @@ class TTSDropGate(FrameProcessor):
     """Drops the frames of failed utterances (tagged by `TTSFrameMonitor`)."""
 
     def __init__(self) -> None:
-        super().__init__(name="TTSDropGate")
+        super().__init__(name="TTSDropGate", enable_direct_mode=True)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)

@@ -32,7 +32,7 @@ class _AudioSink(FrameProcessor):
     dropped: type[Frame]
 
     def __init__(self) -> None:
-        super().__init__(name=type(self).__name__)
+        super().__init__(name=type(self).__name__, enable_direct_mode=True)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from typing import Any
 
 import structlog
 from pipecat.frames.frames import (
+    BotSpeakingFrame,
     CancelFrame,
     EndFrame,
     Frame,
@@ -33,6 +35,13 @@ log = structlog.get_logger(__name__)
 
 # Marks the output adds after each TTS utterance: this prefix, then the TTS context id.
 UTTERANCE_MARK_PREFIX = "utterance:"
+
+# pipecat's output broadcasts a `BotSpeakingFrame` both ways every 0.2 s of speech; each one
+# crosses every processor of the call (both TTS branches of the switcher included), and with
+# an observer a queue hop at each: half of all frames a call pushes. Nothing in a call's
+# pipeline acts on it (its started and stopped frames carry the turn-taking), and a
+# keep-alive needs no more than one a second.
+BOT_SPEAKING_PERIOD_S = 1.0
 
 
 class TwilioStreamOutputTransport(BaseOutputTransport):
@@ -71,6 +80,7 @@ class TwilioStreamOutputTransport(BaseOutputTransport):
         self._call_control = call_control
         self._transfer_to: str | None = None
         self.transferred: bool | None = None
+        self._bot_speaking_sent_at = -BOT_SPEAKING_PERIOD_S
 
     def transfer_on_end(self, number: str) -> None:
         """At the pipeline's end, hand the call to `number` rather than hang it up."""
@@ -116,6 +126,14 @@ class TwilioStreamOutputTransport(BaseOutputTransport):
             # Queued right behind the TTSStoppedFrame, so it leaves after the last audio.
             mark = PlaybackMarkFrame(mark_name=self._utterance_mark_name(frame))
             await super().process_frame(mark, direction)
+
+    async def broadcast_frame(self, frame_cls: type[Frame], **kwargs: Any) -> None:
+        if frame_cls is BotSpeakingFrame:
+            now = time.monotonic()
+            if now - self._bot_speaking_sent_at < BOT_SPEAKING_PERIOD_S:
+                return
+            self._bot_speaking_sent_at = now
+        await super().broadcast_frame(frame_cls, **kwargs)
 
     async def send_message(
         self, frame: OutputTransportMessageFrame | OutputTransportMessageUrgentFrame

@@ -8,6 +8,7 @@ import base64
 import json
 import math
 import struct
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import structlog.testing
 from aiohttp import web
 from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.frames.frames import (
+    BotSpeakingFrame,
     ClientConnectedFrame,
     EndFrame,
     Frame,
@@ -49,6 +51,7 @@ from media_worker.transport import (
     StreamEndReason,
     TwilioStreamTransport,
 )
+from media_worker.transport.output import BOT_SPEAKING_PERIOD_S
 
 AsyncTest = TypeVar("AsyncTest", bound=Callable[..., Awaitable[None]])
 
@@ -127,6 +130,7 @@ class FrameRecorder(FrameProcessor):
     def __init__(self) -> None:
         super().__init__()
         self.frames: list[Frame] = []
+        self.bot_speaking_upstream = 0
         self._changed = asyncio.Event()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -134,6 +138,8 @@ class FrameRecorder(FrameProcessor):
         if direction is FrameDirection.DOWNSTREAM and isinstance(frame, self.KEPT):
             self.frames.append(frame)
             self._changed.set()
+        elif direction is FrameDirection.UPSTREAM and isinstance(frame, BotSpeakingFrame):
+            self.bot_speaking_upstream += 1
         await self.push_frame(frame, direction)
 
     def of(self, kind: type[Frame]) -> list[Any]:
@@ -480,6 +486,20 @@ async def test_tts_audio_goes_out_as_paced_mulaw_media_then_an_utterance_mark() 
     assert b"".join(chunks) == ulaw_encode(samples)
     assert sent[-1]["mark"] == {"name": f"{UTTERANCE_MARK_PREFIX}reply-1"}
     assert call.marks == [f"{UTTERANCE_MARK_PREFIX}reply-1"]
+
+
+async def test_the_bot_is_announced_speaking_at_most_once_per_period() -> None:
+    samples = tone(440, 0, 3 * RATE_HZ // 2)  # 1.5 s
+    async with twilio_stream() as (twilio, call):
+        started = time.monotonic()
+        await play_tts(call, samples, context_id="long")
+        await twilio.read_until(lambda m: m["event"] == "mark")
+        elapsed_s = time.monotonic() - started
+        await twilio.send(only(twilio.session, "stop")[0])
+        await call.wait_finished()
+
+    # pipecat's own period (0.2 s) would announce it 7 or 8 times over this utterance.
+    assert 1 <= call.recorder.bot_speaking_upstream <= 1 + elapsed_s / BOT_SPEAKING_PERIOD_S
 
 
 async def test_output_audio_at_another_rate_goes_out_at_8khz_before_a_requested_mark() -> None:
