@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import gc
-import os
 import signal
 from collections.abc import Sequence
 
@@ -21,8 +21,8 @@ import redis.asyncio as aioredis
 import structlog
 import uvloop
 from redis.exceptions import RedisError
-from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatcher.celery_factory import create_celery
 from media_worker.options import MediaWorkerOptions
@@ -35,7 +35,7 @@ from media_worker.session import SessionDeps, run_call
 from media_worker.store import CallStore
 from media_worker.transport import HangUpOptions
 from media_worker.tts_health import TTSHealthPolicy
-from shared.db.session import make_engine, make_session_factory
+from shared.db.session import make_async_engine, make_engine, make_session_factory
 from shared.logging import configure_logging, library_log_level, route_loguru
 from shared.redis_clients import async_redis
 from shared.settings import Settings
@@ -73,37 +73,28 @@ REDIS_WARM_CONNECTIONS = 16
 WARM_TIMEOUT_S = 10.0
 
 
-def default_executor_threads() -> int:
-    """How many threads asyncio's default executor runs (`ThreadPoolExecutor`'s default)."""
-    return min(32, (os.cpu_count() or 1) + 4)
-
-
 async def warm_redis_pool(redis: aioredis.Redis, *, connections: int) -> None:
     """Open `connections` pooled connections now (concurrent PINGs each take one)."""
     await asyncio.gather(*(redis.ping() for _ in range(connections)))
 
 
-def warm_database_pool(engine: Engine, *, connections: int) -> None:
+async def warm_database_pool(engine: AsyncEngine, *, connections: int) -> None:
     """Open `connections` connections and hand them back to the engine's pool, which keeps up
-    to its `pool_size` of them (blocking: run it in a thread)."""
-    opened = []
-    try:
+    to its `pool_size` of them."""
+    async with contextlib.AsyncExitStack() as opened:
         for _ in range(connections):
-            opened.append(engine.connect())
-    finally:
-        for connection in opened:
-            connection.close()
+            await opened.enter_async_context(engine.connect())
 
 
 async def warm_pools(
-    redis: aioredis.Redis, read_engine: Engine, *, slots: int, read_pool_size: int
+    redis: aioredis.Redis, read_engine: AsyncEngine, *, slots: int, read_pool_size: int
 ) -> None:
     """Both warm-ups, best effort: a service that is down now fails calls as they come (and
     is logged here), as it would have without them; it does not stop the worker starting."""
     try:
         async with asyncio.timeout(WARM_TIMEOUT_S):
             await warm_redis_pool(redis, connections=min(slots, REDIS_WARM_CONNECTIONS))
-            await asyncio.to_thread(warm_database_pool, read_engine, connections=read_pool_size)
+            await warm_database_pool(read_engine, connections=read_pool_size)
     except (RedisError, SQLAlchemyError, OSError, TimeoutError) as exc:
         log.warning("connection_warm_up_failed", error=repr(exc))
 
@@ -114,13 +105,12 @@ async def serve(
     options = MediaWorkerOptions.from_settings(settings)
     pool_size = max(2, min(options.slots, 10))
     engine = make_engine(settings, pool_size=pool_size)
-    # The reads a call's start waits on retry a dropped connection themselves (see `store`).
-    # They run in the loop's default executor, so no more than its threads run at once: a pool
-    # that size never opens (and drops) an overflow connection in a burst of starts.
-    read_pool_size = min(pool_size, default_executor_threads())
-    read_engine = make_engine(settings, pool_size=read_pool_size, pre_ping=False)
+    # The reads a call's start waits on run on the loop and retry a dropped connection
+    # themselves (see `store`).
+    read_pool_size = pool_size
+    read_engine = make_async_engine(settings, pool_size=read_pool_size, pre_ping=False)
     sessions = make_session_factory(engine)
-    store = CallStore(sessions, read_sessions=make_session_factory(read_engine))
+    store = CallStore(sessions, read_engine=read_engine)
     redis = async_redis(settings.redis_url)
     tasks = create_celery(settings)
     deps = SessionDeps(
@@ -166,7 +156,7 @@ async def serve(
     finally:
         await redis.aclose()
         engine.dispose()
-        read_engine.dispose()
+        await read_engine.dispose()
         tasks.close()
     log.info("media_worker_stopped")
 

@@ -1,12 +1,14 @@
-"""The media worker's PostgreSQL access, run in worker threads so the event loop never
-blocks: what a call needs to start (an orchestrator's agents too), and what it leaves behind
-when it ends.
+"""The media worker's PostgreSQL access, never blocking the event loop: what a call needs to
+start (an orchestrator's agents too), and what it leaves behind when it ends.
 
 A call's start waits on two reads (the call SID at admission, then the call's context), so
-those cost their SELECTs' round trips and no more: on their own sessions (`read_sessions`,
-whose engine need not pre-ping: a connection the server dropped fails its first statement, and
-the read is retried once on a fresh one) in autocommit, with no BEGIN or ROLLBACK around the
-SELECTs."""
+those cost their SELECTs' round trips and no more: in autocommit (no BEGIN or ROLLBACK around
+the SELECTs), on an engine that need not pre-ping (a connection the server dropped fails its
+first statement, and the read is retried once on a fresh one). With `read_engine` (an asyncio
+engine) they run on the event loop itself: in a burst of call starts, reads in worker threads
+queued behind each other for the executor and the GIL while the loop sat idle, and that wait
+was most of the burst's time to first audio. Without one they run in a worker thread on
+`sessions`. The call's record is written in a worker thread, in a transaction."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Any, TypeVar
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.template_cache import definition
@@ -51,30 +54,41 @@ class CallContext:
 
 
 class CallStore:
-    """`sessions` for the call's record (a transaction); `read_sessions` (default `sessions`)
-    for the reads at a call's start, see the module docstring."""
+    """`sessions` for the call's record (a transaction); `read_engine` (an asyncio engine, or
+    None: a worker thread on `sessions`) for the reads at a call's start, see the module
+    docstring."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], *, read_sessions: sessionmaker[Session] | None = None
+        self, sessions: sessionmaker[Session], *, read_engine: AsyncEngine | None = None
     ) -> None:
         self._sessions = sessions
-        self._read_sessions = read_sessions or sessions
+        self._read_sessions = (
+            None if read_engine is None else async_sessionmaker(read_engine, expire_on_commit=False)
+        )
 
     async def recorded_sid(self, attempt_id: uuid.UUID) -> str | None:
-        return await asyncio.to_thread(self._read, self._recorded_sid, attempt_id)
+        return await self._read(self._recorded_sid, attempt_id)
 
-    def _read(self, read: Callable[[Session, uuid.UUID], T], attempt_id: uuid.UUID) -> T:
+    async def _read(self, read: Callable[[Session, uuid.UUID], T], attempt_id: uuid.UUID) -> T:
         try:
-            return self._read_once(read, attempt_id)
+            return await self._read_once(read, attempt_id)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
             log.info("call_store_read_retried", error=type(exc.orig).__name__)
         # Only a read, so trying again on a fresh connection cannot do anything twice.
-        return self._read_once(read, attempt_id)
+        return await self._read_once(read, attempt_id)
 
-    def _read_once(self, read: Callable[[Session, uuid.UUID], T], attempt_id: uuid.UUID) -> T:
-        with self._read_sessions() as session:
+    async def _read_once(self, read: Callable[[Session, uuid.UUID], T], attempt_id: uuid.UUID) -> T:
+        if self._read_sessions is None:
+            return await asyncio.to_thread(self._read_in_thread, read, attempt_id)
+        async with self._read_sessions() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            # The same statements as the thread's, their I/O awaited on the loop.
+            return await session.run_sync(read, attempt_id)
+
+    def _read_in_thread(self, read: Callable[[Session, uuid.UUID], T], attempt_id: uuid.UUID) -> T:
+        with self._sessions() as session:
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return read(session, attempt_id)
 
@@ -85,7 +99,7 @@ class CallStore:
         )
 
     async def load(self, attempt_id: uuid.UUID) -> CallContext | None:
-        return await asyncio.to_thread(self._read, self._load, attempt_id)
+        return await self._read(self._load, attempt_id)
 
     @staticmethod
     def _load(session: Session, attempt_id: uuid.UUID) -> CallContext | None:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import Settings
@@ -15,6 +16,16 @@ def make_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = Tru
     """`pre_ping=False` saves a round trip per checkout for callers that handle a dead
     connection themselves (admission retries its first, read-only statement)."""
     return create_engine(
+        settings.database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=pre_ping,
+    )
+
+
+def make_async_engine(settings: Settings, *, pool_size: int, pre_ping: bool = True) -> AsyncEngine:
+    """The same database for asyncio callers (psycopg's async connections)."""
+    return create_async_engine(
         settings.database_url,
         pool_size=pool_size,
         max_overflow=pool_size,

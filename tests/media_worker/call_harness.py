@@ -37,7 +37,7 @@ from media_worker.store import CallStore
 from media_worker.transport import HangUpOptions
 from shared import redis_keys
 from shared.db.models import CallAttempt
-from shared.db.session import transaction
+from shared.db.session import make_async_engine, transaction
 from shared.enums import Outcome
 from shared.settings import Settings
 from simulator.server import ThreadedSimulator
@@ -289,7 +289,9 @@ async def _wired(
     worker_tasks = FinalizingSender(f, provider)
     carrier_tasks = FinalizingSender(f, provider)
     client = Redis.from_url(settings.redis_url)
-    store = CallStore(f.sessions)
+    # The worker's own read path: its start's reads on the event loop (see `store`).
+    read_engine = make_async_engine(settings, pool_size=2, pre_ping=False)
+    store = CallStore(f.sessions, read_engine=read_engine)
     hang_up = HangUpOptions(auth_token=sim_settings.auth_token, api_base_url=simulator.base_url)
     deps_changes = {
         "overrides": ProviderOverrides.offline(),
@@ -326,6 +328,7 @@ async def _wired(
     finally:
         await server.drain()
         await client.aclose()
+        await read_engine.dispose()
         if api_server is not None:
             api_server[0].should_exit = True
             await asyncio.to_thread(api_server[1].join, 10)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from media_worker.__main__ import main, warm_database_pool, warm_pools, warm_redis_pool
 from media_worker.pipeline import ProviderOverrides
 from media_worker.providers.flaky import FlakyKnobs
-from shared.db.session import make_engine
+from shared.db.session import make_async_engine
 from shared.settings import Settings
 
 
@@ -61,16 +61,17 @@ async def test_the_worker_opens_its_redis_connections_before_the_first_call(
     assert len(connected) == 4
 
 
-def test_the_worker_opens_its_database_connections_before_the_first_call(
+async def test_the_worker_opens_its_database_connections_before_the_first_call(
     settings: Settings, engine: Engine
 ) -> None:
     # `engine` (unused here) makes sure the test database exists.
-    reads = make_engine(settings, pool_size=3, pre_ping=False)
+    reads = make_async_engine(settings, pool_size=3, pre_ping=False)
     try:
-        warm_database_pool(reads, connections=3)
-        idle, opened = reads.pool.checkedin(), reads.pool.checkedout()  # type: ignore[attr-defined]
+        await warm_database_pool(reads, connections=3)
+        pool = reads.sync_engine.pool
+        idle, opened = pool.checkedin(), pool.checkedout()  # type: ignore[attr-defined]
     finally:
-        reads.dispose()
+        await reads.dispose()
     assert (idle, opened) == (3, 0)
 
 
@@ -82,11 +83,11 @@ async def test_a_warm_up_against_services_that_are_down_is_logged_and_the_worker
     down = Settings(
         DATABASE_URL=f"postgresql://postgres@{closed_port}/none", REDIS_URL=settings.redis_url
     )
-    reads = make_engine(down, pool_size=2, pre_ping=False)
+    reads = make_async_engine(down, pool_size=2, pre_ping=False)
     try:
         with structlog.testing.capture_logs() as logs:
             await warm_pools(client, reads, slots=4, read_pool_size=2)
     finally:
         await client.aclose()
-        reads.dispose()
+        await reads.dispose()
     assert [e["event"] for e in logs] == ["connection_warm_up_failed"]
