@@ -106,9 +106,13 @@ async def serve(
     pool_size = max(2, min(options.slots, 10))
     engine = make_engine(settings, pool_size=pool_size)
     # The reads a call's start waits on run on the loop and retry a dropped connection
-    # themselves (see `store`).
+    # themselves (see `store`). Nothing else bounds how many run at once, so a burst of starts
+    # waits for the pool's connections (each read holds one for a round trip) rather than
+    # opening overflow connections and closing them again as they are handed back.
     read_pool_size = pool_size
-    read_engine = make_async_engine(settings, pool_size=read_pool_size, pre_ping=False)
+    read_engine = make_async_engine(
+        settings, pool_size=read_pool_size, max_overflow=0, pre_ping=False
+    )
     sessions = make_session_factory(engine)
     store = CallStore(sessions, read_engine=read_engine)
     redis = async_redis(settings.redis_url)

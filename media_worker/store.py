@@ -1,5 +1,5 @@
-"""The media worker's PostgreSQL access, never blocking the event loop: what a call needs to
-start (an orchestrator's agents too), and what it leaves behind when it ends.
+"""The media worker's PostgreSQL access, whose I/O never blocks the event loop: what a call
+needs to start (an orchestrator's agents too), and what it leaves behind when it ends.
 
 A call's start waits on two reads (the call SID at admission, then the call's context), so
 those cost their SELECTs' round trips and no more: in autocommit (no BEGIN or ROLLBACK around
@@ -7,8 +7,10 @@ the SELECTs), on an engine that need not pre-ping (a connection the server dropp
 first statement, and the read is retried once on a fresh one). With `read_engine` (an asyncio
 engine) they run on the event loop itself: in a burst of call starts, reads in worker threads
 queued behind each other for the executor and the GIL while the loop sat idle, and that wait
-was most of the burst's time to first audio. Without one they run in a worker thread on
-`sessions`. The call's record is written in a worker thread, in a transaction."""
+was most of the burst's time to first audio. Their statements and rows are handled on the
+loop then (and, once per template version and process, the template's parse). Without one
+they run in a worker thread on `sessions`. The call's record is written in a worker thread,
+in a transaction."""
 
 from __future__ import annotations
 

@@ -10,12 +10,14 @@ and transcribes a tenth of a second of silence. The answer is kept for the proce
 from __future__ import annotations
 
 import functools
+import importlib.util
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+MOONSHINE_PACKAGE = "moonshine_cpp"
 PROBE_TIMEOUT_S = 60.0
 _PROBE_COMMAND = (sys.executable, "-m", "media_worker.providers.moonshine_probe")
 
@@ -55,6 +57,8 @@ def probe(
 @functools.cache
 def moonshine_support() -> MoonshineSupport:
     """This process's answer, probed once (blocking the first time: call it in a thread)."""
+    if importlib.util.find_spec(MOONSHINE_PACKAGE) is None:
+        return MoonshineSupport(False, f"the {MOONSHINE_PACKAGE} package is not installed")
     return probe()
 
 

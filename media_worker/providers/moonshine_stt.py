@@ -23,9 +23,8 @@ from pipecat.utils.time import time_now_iso8601
 
 from media_worker.providers.audio import pcm16_to_float, resample
 from media_worker.providers.errors import ProviderUnavailable
-from media_worker.providers.moonshine_probe import moonshine_support
+from media_worker.providers.moonshine_probe import MOONSHINE_PACKAGE, moonshine_support
 
-MOONSHINE_PACKAGE = "moonshine_cpp"
 MODEL_SAMPLE_RATE_HZ = 16000
 _MODEL_FILES = ("encoder_model.ort", "decoder_model_merged.ort", "tokenizer.bin")
 _PROVIDER = "moonshine"
@@ -45,13 +44,14 @@ class MoonshineTranscriber:
     """
 
     def __init__(self, model_dir: Path | None = None, *, probed: bool = True) -> None:
+        # Before the import: importing the package already loads its libraries.
+        if probed and not (support := moonshine_support()).runs:
+            raise ProviderUnavailable(_PROVIDER, support.reason)
         module = _moonshine_module()
         model_dir = model_dir or Path(str(module.__file__)).parent / "models" / "base-en"
         missing = [name for name in _MODEL_FILES if not (model_dir / name).is_file()]
         if missing:
             raise ProviderUnavailable(_PROVIDER, f"no moonshine model in {model_dir} ({missing})")
-        if probed and not (support := moonshine_support()).runs:
-            raise ProviderUnavailable(_PROVIDER, support.reason)
         self.model_dir = model_dir
         self._module = module
         self._model = module.MoonshineModel(model_dir_path=str(model_dir), model_type="base")

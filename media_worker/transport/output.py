@@ -40,7 +40,8 @@ UTTERANCE_MARK_PREFIX = "utterance:"
 # crosses every processor of the call (both TTS branches of the switcher included), and with
 # an observer a queue hop at each: half of all frames a call pushes. Nothing in a call's
 # pipeline acts on it (its started and stopped frames carry the turn-taking), and a
-# keep-alive needs no more than one a second.
+# keep-alive needs no more than one a second. The period runs across utterances: one that
+# starts within a second of the last announcement is first announced when the second is up.
 BOT_SPEAKING_PERIOD_S = 1.0
 
 

@@ -23,12 +23,16 @@ def make_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = Tru
     )
 
 
-def make_async_engine(settings: Settings, *, pool_size: int, pre_ping: bool = True) -> AsyncEngine:
-    """The same database for asyncio callers (psycopg's async connections)."""
+def make_async_engine(
+    settings: Settings, *, pool_size: int, max_overflow: int | None = None, pre_ping: bool = True
+) -> AsyncEngine:
+    """The same database for asyncio callers (psycopg's async connections). `max_overflow`
+    (default `pool_size`): connections opened beyond the pool when it is empty, and closed
+    when handed back; with 0, a checkout waits for a pooled one instead."""
     return create_async_engine(
         settings.database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=pre_ping,
     )
 

@@ -84,4 +84,4 @@ async def test_silence_gives_no_transcript() -> None:
 
 def test_model_directory_must_hold_a_model(tmp_path: Path) -> None:
     with pytest.raises(ProviderUnavailable, match="no moonshine model"):
-        MoonshineTranscriber(tmp_path)
+        MoonshineTranscriber(tmp_path, probed=False)
