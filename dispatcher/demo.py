@@ -165,7 +165,9 @@ class Ports:
         return cls(free_port(), free_port(), free_port(), free_port(), free_port())
 
 
-def fleet_env(settings: Settings, ports: Ports) -> dict[str, str]:
+def fleet_env(settings: Settings, ports: Ports, *, realistic: bool = True) -> dict[str, str]:
+    """The fleet's environment; without the realistic worker, the fast one takes its slots."""
+    fast_slots = FAST_MEDIA_SLOTS + (0 if realistic else REALISTIC_MEDIA_SLOTS)
     return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -176,7 +178,7 @@ def fleet_env(settings: Settings, ports: Ports) -> dict[str, str]:
         "CALLFLEET_FLOWER_PORT": str(ports.flower),
         "CALLFLEET_MEDIA_PORT": str(ports.media),
         "CALLFLEET_MEDIA_ARGS": FAST_MEDIA_ARGS,
-        "CALLFLEET_MEDIA_SLOTS": str(FAST_MEDIA_SLOTS),
+        "CALLFLEET_MEDIA_SLOTS": str(fast_slots),
         "CALLFLEET_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.api}",
         "CALLFLEET_TWILIO_API_BASE_URL": f"http://127.0.0.1:{ports.carrier}",
         "CALLFLEET_RUN_DIR": str(ROOT / ".run"),
@@ -216,7 +218,10 @@ def start_fleet(
     procfile = demo_procfile(ports, realistic=realistic)
     command = ["honcho", "-f", str(procfile), "-d", str(ROOT), "start"]
     return subprocess.Popen(
-        command, cwd=ROOT, env=fleet_env(settings, ports), start_new_session=True
+        command,
+        cwd=ROOT,
+        env=fleet_env(settings, ports, realistic=realistic),
+        start_new_session=True,
     )
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.demo import Ports, demo_procfile
+from dispatcher.demo import FAST_MEDIA_SLOTS, REALISTIC_MEDIA_SLOTS, Ports, demo_procfile, fleet_env
 from media_worker.providers import moonshine_stt
 from media_worker.providers.errors import ProviderUnavailable
 from media_worker.providers.moonshine_probe import MoonshineSupport, probe
+from shared.settings import Settings
 
 
 def child(code: str) -> list[str]:
@@ -58,3 +59,10 @@ def test_the_demo_leaves_the_realistic_worker_out_where_moonshine_cannot_run(
     assert "media_realistic" not in without and "\nmedia:" in "\n" + without
     with_it = demo_procfile(ports, realistic=True, run_dir=tmp_path).read_text(encoding="utf-8")
     assert f"media_realistic: CALLFLEET_MEDIA_PORT={ports.media_realistic}" in with_it
+
+
+def test_without_the_realistic_worker_the_fast_one_takes_its_slots(settings: Settings) -> None:
+    ports = Ports.pick()
+    assert fleet_env(settings, ports)["CALLFLEET_MEDIA_SLOTS"] == str(FAST_MEDIA_SLOTS)
+    alone = fleet_env(settings, ports, realistic=False)["CALLFLEET_MEDIA_SLOTS"]
+    assert alone == str(FAST_MEDIA_SLOTS + REALISTIC_MEDIA_SLOTS)
