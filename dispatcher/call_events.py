@@ -136,16 +136,19 @@ def send_follow_ups(
     """Hand what the event calls for to the fleet: hang up voicemail, finalize now, or
     finalize after the conversation has had `grace_s` to report its own outcome."""
     if step.hang_up:
-        tasks.send_task("callfleet.hang_up", args=[call_sid])
+        tasks.send_task("callfleet.hang_up", args=[call_sid], ignore_result=True)
     if step.finalize_now is not None:
         tasks.send_task(
-            "callfleet.finalize_attempt", args=[str(attempt_id), step.finalize_now, "carrier"]
+            "callfleet.finalize_attempt",
+            args=[str(attempt_id), step.finalize_now, "carrier"],
+            ignore_result=True,
         )
     elif step.finalize_later is not None:
         tasks.send_task(
             "callfleet.finalize_attempt",
             args=[str(attempt_id), step.finalize_later, "carrier"],
             countdown=grace_s,
+            ignore_result=True,
         )
 
 

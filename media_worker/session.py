@@ -88,9 +88,10 @@ class SessionEventKind(StrEnum):
 
 
 class TaskSender(Protocol):
-    """What sends `callfleet.finalize_attempt` (a Celery app in production)."""
+    """What sends `callfleet.finalize_attempt` (a Celery app in production), with
+    `ignore_result=True`: see `dispatcher.intake.announce.TaskSender`."""
 
-    def send_task(self, name: str, args: Sequence[Any] | None = None) -> Any: ...
+    def send_task(self, name: str, args: Sequence[Any] | None = None, **options: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -438,7 +439,9 @@ class CallSession:
             finalize_record,
         ]
         try:
-            await asyncio.to_thread(self._deps.tasks.send_task, FINALIZE_TASK, args=args)
+            await asyncio.to_thread(
+                self._deps.tasks.send_task, FINALIZE_TASK, args=args, ignore_result=True
+            )
         except Exception:
             # The reconciler closes attempts whose finalize message was lost (`ended_at`).
             log.exception("finalize_send_failed")

@@ -11,6 +11,10 @@ from dispatcher.intake.store import IngestedRow
 
 
 class TaskSender(Protocol):
+    """A Celery app. Its senders pass `ignore_result=True`: no one waits on these tasks, and
+    without it Celery's Redis result backend subscribes to each task's result channel (and
+    unsubscribes when the unused result is collected), two Redis commands per task."""
+
     def send_task(self, name: str, args: Sequence[Any] | None = None, **options: Any) -> Any: ...
 
 
@@ -21,5 +25,5 @@ def announce_due(sender: TaskSender | None, rows: Sequence[IngestedRow], now: da
         if row.created and row.next_attempt_at is not None and row.next_attempt_at <= now
     ]
     if sender is not None and due:
-        sender.send_task("callfleet.dispatch_ingested", args=[due])
+        sender.send_task("callfleet.dispatch_ingested", args=[due], ignore_result=True)
     return len(due)

@@ -22,7 +22,8 @@ log = structlog.get_logger(__name__)
 
 def send_dispatches(task: Task[Any, Any], lead_ids: list[uuid.UUID]) -> None:
     for lead_id in lead_ids:
-        task.app.send_task("callfleet.dispatch", args=[str(lead_id)])
+        # No one waits on its result (see `intake.announce.TaskSender`).
+        task.app.send_task("callfleet.dispatch", args=[str(lead_id)], ignore_result=True)
 
 
 @shared_task(bind=True, name="callfleet.sweep_due", ignore_result=True)

@@ -58,7 +58,7 @@ def finalize(
         release_held(context.channels, context.slots, result)
         count_call_record(context.counters, (record or {}).get("events") or ())
         context.counters.maybe_flush()
-        self.app.send_task("callfleet.deliver_webhooks")
+        self.app.send_task("callfleet.deliver_webhooks", ignore_result=True)
         log.info("finalized", outcome=outcome, source=source, lead_status=result.lead_status)
         return True
     finally:

@@ -92,7 +92,11 @@ class FinalizingSender:
             return [s.args for s in self.sent if s.name == FINALIZE_TASK and s.countdown is None]
 
     def send_task(
-        self, name: str, args: Sequence[Any] | None = None, countdown: float | None = None
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        countdown: float | None = None,
+        **options: Any,
     ) -> Any:
         with self._lock:
             self.sent.append(Sent(name, list(args or []), countdown))

@@ -37,13 +37,15 @@ class RecordingSender:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, list[Any]]] = []
+        self.options: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._loop = asyncio.get_running_loop()
         self.arrived = asyncio.Event()
 
-    def send_task(self, name: str, args: Sequence[Any] | None = None) -> Any:
+    def send_task(self, name: str, args: Sequence[Any] | None = None, **options: Any) -> Any:
         with self._lock:
             self.sent.append((name, list(args or [])))
+            self.options.append(options)
         self._loop.call_soon_threadsafe(self.arrived.set)
         return None
 
@@ -116,6 +118,7 @@ async def test_a_confirm_call_is_finalized_once_as_confirmed(
     [(name, args)] = sender.sent
     attempt_id, outcome, source, record = args
     assert name == FINALIZE_TASK
+    assert sender.options == [{"ignore_result": True}]  # no result subscription
     assert attempt_id == str(verdict.attempt_id)
     assert outcome == Outcome.CONFIRMED.value
     assert source == "conversation"
