@@ -109,10 +109,7 @@ async def serve(
     # themselves (see `store`). Nothing else bounds how many run at once, so a burst of starts
     # waits for the pool's connections (each read holds one for a round trip) rather than
     # opening overflow connections and closing them again as they are handed back.
-    read_pool_size = pool_size
-    read_engine = make_async_engine(
-        settings, pool_size=read_pool_size, max_overflow=0, pre_ping=False
-    )
+    read_engine = make_async_engine(settings, pool_size=pool_size, max_overflow=0, pre_ping=False)
     sessions = make_session_factory(engine)
     store = CallStore(sessions, read_engine=read_engine)
     redis = async_redis(settings.redis_url)
@@ -146,7 +143,7 @@ async def serve(
     if overrides is None or overrides.stt != "sim":
         # Templates' audio STTs run Silero VAD and Smart Turn: load them before any call.
         await asyncio.to_thread(load_turn_models)
-    await warm_pools(redis, read_engine, slots=options.slots, read_pool_size=read_pool_size)
+    await warm_pools(redis, read_engine, slots=options.slots, read_pool_size=pool_size)
     # What is loaded by now (pipecat and its dependencies: most of the heap) lives as long as
     # the process. Frozen, the collector's full passes skip it; unfrozen, each full pass walked
     # it all (~0.4 s) on the event loop, in the middle of calls.

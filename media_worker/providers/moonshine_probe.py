@@ -54,10 +54,14 @@ def probe(
     return MoonshineSupport(False, f"moonshine-cpp failed to load its model: {last[:200]}")
 
 
+def moonshine_installed() -> bool:
+    return importlib.util.find_spec(MOONSHINE_PACKAGE) is not None
+
+
 @functools.cache
 def moonshine_support() -> MoonshineSupport:
     """This process's answer, probed once (blocking the first time: call it in a thread)."""
-    if importlib.util.find_spec(MOONSHINE_PACKAGE) is None:
+    if not moonshine_installed():
         return MoonshineSupport(False, f"the {MOONSHINE_PACKAGE} package is not installed")
     return probe()
 

@@ -23,7 +23,11 @@ from pipecat.utils.time import time_now_iso8601
 
 from media_worker.providers.audio import pcm16_to_float, resample
 from media_worker.providers.errors import ProviderUnavailable
-from media_worker.providers.moonshine_probe import MOONSHINE_PACKAGE, moonshine_support
+from media_worker.providers.moonshine_probe import (
+    MOONSHINE_PACKAGE,
+    moonshine_installed,
+    moonshine_support,
+)
 
 MODEL_SAMPLE_RATE_HZ = 16000
 _MODEL_FILES = ("encoder_model.ort", "decoder_model_merged.ort", "tokenizer.bin")
@@ -87,10 +91,6 @@ def shared_transcriber(model_dir: Path | None = None) -> MoonshineTranscriber:
         if model_dir not in _shared:
             _shared[model_dir] = MoonshineTranscriber(model_dir)
         return _shared[model_dir]
-
-
-def moonshine_installed() -> bool:
-    return importlib.util.find_spec(MOONSHINE_PACKAGE) is not None
 
 
 class MoonshineSTTService(SegmentedSTTService):
